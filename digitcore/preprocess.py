@@ -1,0 +1,115 @@
+"""The image pipeline: uploaded bytes -> decoded image -> MNIST-style 28x28 -> model tensor.
+
+Every caller (serving, training-time normalization, the predictor, the benchmarks) uses
+these functions, so the model always sees what it was trained on. Each step is a small
+function: :func:`decode_image`, :func:`to_mnist` (see :mod:`digitcore.mnistify`),
+:func:`to_tensor`/:func:`normalize`, and :func:`preview_png` for showing what the model saw.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from digitcore import IMAGE_SIZE, MNIST_MEAN, MNIST_STD
+
+SUPPORTED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "GIF", "BMP", "DIB", "TIFF", "WEBP"})
+DEFAULT_MAX_PIXELS = 40_000_000
+WORKING_SIZE = 1024  # large photos are decoded reduced (JPEG draft) and analysed at about this
+
+
+class ImageInputError(ValueError):
+    """Something wrong with a client's image; the message says what, for the client."""
+
+
+class UnsupportedImageError(ImageInputError):
+    """Not an image, or a format we do not accept."""
+
+
+class CorruptImageError(ImageInputError):
+    """A recognised format whose data is damaged or truncated."""
+
+
+class ImageTooLargeError(ImageInputError):
+    """More pixels than allowed (decompression-bomb guard)."""
+
+
+class NoDigitFoundError(ImageInputError):
+    """The image holds no ink: a blank page, a flat colour."""
+
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode ``data`` into a loaded, upright PIL image (first frame of animations).
+
+    Checks the declared size against ``max_pixels`` before decoding any pixel data, decodes
+    large JPEGs reduced (``draft``), and applies the EXIF orientation.
+    """
+    if not data:
+        raise UnsupportedImageError("the uploaded file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise UnsupportedImageError(
+            "the file is not an image in a supported format (PNG, JPEG, GIF, BMP, TIFF, WebP)"
+        ) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLargeError(f"the image has more than {max_pixels:,} pixels") from None
+    except Exception as exc:
+        raise CorruptImageError(f"the image header could not be read: {exc}") from None
+    if image.format not in SUPPORTED_FORMATS:
+        raise UnsupportedImageError(
+            f"image format {image.format} is not supported (use PNG, JPEG, GIF, BMP, TIFF or WebP)"
+        )
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"the image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}"
+        )
+    if width < 1 or height < 1:
+        raise CorruptImageError("the image has no pixels")
+    try:
+        if image.format in {"JPEG", "MPO"} and max(width, height) > WORKING_SIZE:
+            image.draft(image.mode if image.mode in ("L", "RGB") else "RGB", (WORKING_SIZE, WORKING_SIZE))
+        image.seek(0)
+        image.load()
+        image = ImageOps.exif_transpose(image)
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        raise CorruptImageError(f"the {image.format} image is corrupt or truncated: {exc}") from None
+    return image
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """[0, 1] ink intensities -> the scaling the model was trained with."""
+    return (images - MNIST_MEAN) / MNIST_STD
+
+
+def to_tensor(mnist: np.ndarray) -> torch.Tensor:
+    """A 28x28 float [0, 1] MNIST-style array -> a normalized 1 x 28 x 28 tensor."""
+    return normalize(torch.from_numpy(np.ascontiguousarray(mnist, dtype=np.float32)).unsqueeze(0))
+
+
+def to_mnist(image: Image.Image) -> np.ndarray:
+    """Any picture of one digit -> 28x28 float32 in [0, 1], white ink on black, MNIST-placed."""
+    from digitcore.mnistify import mnistify
+
+    return mnistify(image)
+
+
+def preprocess(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[torch.Tensor, np.ndarray]:
+    """Bytes -> (normalized 1x28x28 tensor, the 28x28 [0, 1] image the model sees)."""
+    mnist = to_mnist(decode_image(data, max_pixels))
+    return to_tensor(mnist), mnist
+
+
+def preview_png(mnist: np.ndarray) -> bytes:
+    """The 28x28 image the model saw, as PNG bytes (white ink on black, like MNIST)."""
+    pixels = np.clip(np.rint(mnist * 255), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()
