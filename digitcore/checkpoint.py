@@ -90,7 +90,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     except pickle.UnpicklingError as exc:
         raise CheckpointError(file, f"not a safe PyTorch checkpoint ({_first_line(exc)})") from None
     except Exception as exc:
-        raise CheckpointError(file, f"unreadable ({type(exc).__name__}: {_first_line(exc)})") from None
+        raise CheckpointError(
+            file, f"unreadable ({type(exc).__name__}: {_first_line(exc)})"
+        ) from None
     if not isinstance(raw, dict) or any(key not in raw for key in REQUIRED_KEYS):
         raise CheckpointError(file, "not a model checkpoint (no 'model_state_dict' entry)")
     return Checkpoint(
@@ -117,7 +119,9 @@ def model_from_checkpoint(path: str | os.PathLike[str], checkpoint: Checkpoint) 
     return model
 
 
-def load_model(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> tuple[nn.Module, Checkpoint]:
+def load_model(
+    path: str | os.PathLike[str], device: torch.device | str = "cpu"
+) -> tuple[nn.Module, Checkpoint]:
     """Load ``path`` into an eval-mode model on ``device``; returns the model and its checkpoint."""
     checkpoint = load_checkpoint(path)
     model = model_from_checkpoint(path, checkpoint).to(device).eval()

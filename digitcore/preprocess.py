@@ -15,31 +15,16 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from digitcore import IMAGE_SIZE, MNIST_MEAN, MNIST_STD
+from digitcore import MNIST_MEAN, MNIST_STD, WORKING_SIZE
+from digitcore.errors import (
+    CorruptImageError,
+    ImageTooLargeError,
+    UnsupportedImageError,
+)
+from digitcore.mnistify import mnistify
 
 SUPPORTED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "GIF", "BMP", "DIB", "TIFF", "WEBP"})
 DEFAULT_MAX_PIXELS = 40_000_000
-WORKING_SIZE = 1024  # large photos are decoded reduced (JPEG draft) and analysed at about this
-
-
-class ImageInputError(ValueError):
-    """Something wrong with a client's image; the message says what, for the client."""
-
-
-class UnsupportedImageError(ImageInputError):
-    """Not an image, or a format we do not accept."""
-
-
-class CorruptImageError(ImageInputError):
-    """A recognised format whose data is damaged or truncated."""
-
-
-class ImageTooLargeError(ImageInputError):
-    """More pixels than allowed (decompression-bomb guard)."""
-
-
-class NoDigitFoundError(ImageInputError):
-    """The image holds no ink: a blank page, a flat colour."""
 
 
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -69,18 +54,23 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
     width, height = image.size
     if width * height > max_pixels:
         raise ImageTooLargeError(
-            f"the image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}"
+            f"the image is {width}x{height} = {width * height:,} pixels; "
+            f"the limit is {max_pixels:,}"
         )
     if width < 1 or height < 1:
         raise CorruptImageError("the image has no pixels")
     try:
         if image.format in {"JPEG", "MPO"} and max(width, height) > WORKING_SIZE:
-            image.draft(image.mode if image.mode in ("L", "RGB") else "RGB", (WORKING_SIZE, WORKING_SIZE))
+            image.draft(
+                image.mode if image.mode in ("L", "RGB") else "RGB", (WORKING_SIZE, WORKING_SIZE)
+            )
         image.seek(0)
         image.load()
         image = ImageOps.exif_transpose(image)
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-        raise CorruptImageError(f"the {image.format} image is corrupt or truncated: {exc}") from None
+        raise CorruptImageError(
+            f"the {image.format} image is corrupt or truncated: {exc}"
+        ) from None
     return image
 
 
@@ -96,12 +86,12 @@ def to_tensor(mnist: np.ndarray) -> torch.Tensor:
 
 def to_mnist(image: Image.Image) -> np.ndarray:
     """Any picture of one digit -> 28x28 float32 in [0, 1], white ink on black, MNIST-placed."""
-    from digitcore.mnistify import mnistify
-
     return mnistify(image)
 
 
-def preprocess(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[torch.Tensor, np.ndarray]:
+def preprocess(
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[torch.Tensor, np.ndarray]:
     """Bytes -> (normalized 1x28x28 tensor, the 28x28 [0, 1] image the model sees)."""
     mnist = to_mnist(decode_image(data, max_pixels))
     return to_tensor(mnist), mnist

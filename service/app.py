@@ -1,0 +1,117 @@
+"""The app factory and its lifespan: load the model once, serve it, release it.
+
+``create_app(settings)`` builds the FastAPI app; its lifespan loads the checkpoint onto the
+configured device, warms the model up and puts the predictor on ``app.state``, where the
+routes' dependencies find it. ``service.app:app`` is an app built from the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from digitcore.checkpoint import CheckpointError, file_sha256, load_model
+from digitcore.model import count_parameters, resolve_device
+from service.config import Settings
+from service.errors import install_handlers
+from service.images import ImageWorkers
+from service.inference import Predictor
+from service.middleware import BodyLimit, QuietStartupFailure, StartupError
+from service.routes import health, model, page, predict
+from service.schemas import ModelInfo
+
+log = logging.getLogger("service")
+
+DESCRIPTION = """Recognizes the handwritten digit in an uploaded image with a small CNN trained
+on MNIST. Send an image as multipart field `file` to `POST /predict`:
+`curl -F file=@digit.png http://localhost:8000/predict`. Errors are JSON `{"detail": "..."}`."""
+
+
+def _load(settings: Settings) -> tuple[Predictor, ModelInfo]:
+    try:
+        device = resolve_device(settings.device)
+    except ValueError as exc:
+        raise StartupError(f"DEVICE={settings.device}: {exc}") from None
+    try:
+        model_, checkpoint = load_model(settings.model_path, device)
+        sha256 = file_sha256(settings.model_path)
+    except CheckpointError as exc:
+        raise StartupError(str(exc)) from None
+    except OSError as exc:
+        raise StartupError(f"checkpoint {settings.model_path}: {exc.strerror or exc}") from None
+    meta = checkpoint.metadata
+    info = ModelInfo(
+        architecture=checkpoint.architecture,
+        parameters=count_parameters(model_),
+        sha256=sha256,
+        path=str(settings.model_path),
+        device=str(device),
+        epoch=checkpoint.epoch,
+        test_accuracy=meta.get("test_accuracy"),
+        epochs=meta.get("epochs"),
+        created=meta.get("created"),
+        metadata=meta,
+    )
+    predictor = Predictor(
+        model_,
+        max_batch=settings.batch_max_size,
+        max_wait_ms=settings.batch_wait_ms,
+        threads=settings.torch_threads,
+    )
+    return predictor, info
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    predictor, info = _load(settings)
+    await predictor.start()
+    app.state.model_info = info
+    app.state.image_workers = ImageWorkers(settings.preprocess_threads, settings.max_image_pixels)
+    app.state.predictor = predictor
+    log.info(
+        "serving %s (%s parameters, test accuracy %s) from %s on %s; sha256 %s",
+        info.architecture,
+        f"{info.parameters:,}",
+        info.test_accuracy,
+        info.path,
+        info.device,
+        info.sha256[:12],
+    )
+    try:
+        yield
+    finally:
+        app.state.predictor = None
+        await predictor.stop()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A new app for ``settings`` (default: from the environment); the model loads at startup."""
+    settings = settings or Settings()
+    app = FastAPI(
+        title="MNIST digit recognizer",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.predictor = None
+    app.state.model_info = None
+    app.state.image_workers = None
+    install_handlers(app)
+    for module in (predict, health, model, page):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(QuietStartupFailure)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    # ``service.app:app`` is built on first access, so importing this module reads no settings.
+    if name == "app":
+        globals()["app"] = built = create_app()
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,53 @@
+"""The service's settings, read from environment variables (pydantic-settings).
+
+Configuration enters here and is passed down as plain values; nothing deeper reads the
+environment. Every field's environment variable is its name in upper case (``MODEL_PATH``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", protected_namespaces=())
+
+    model_path: Path = Field(Path("models/mnist_cnn.pth"), description="checkpoint to serve")
+    device: str = Field(
+        "auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto (CUDA if present), cpu, cuda"
+    )
+    host: str = Field("127.0.0.1", description="address to listen on (0.0.0.0 in a container)")
+    port: int = Field(8000, ge=0, le=65535)
+    max_upload_bytes: int = Field(10 * MIB, ge=1, description="largest request body accepted")
+    max_image_pixels: int = Field(40_000_000, ge=1, description="decompression-bomb guard")
+    max_batch_files: int = Field(64, ge=1, description="most files in one /predict/batch request")
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
+    workers: int = Field(1, ge=1, description="uvicorn worker processes")
+    access_log: bool = Field(True, description="log one line per request")
+    torch_threads: int = Field(1, ge=1, description="torch intra-op threads per worker process")
+    batch_max_size: int = Field(64, ge=1, description="most images in one forward pass")
+    batch_wait_ms: float = Field(
+        1.0, ge=0, le=1000, description="how long a forward pass waits to gather more requests"
+    )
+    preprocess_threads: int = Field(4, ge=1, description="threads decoding uploads per worker")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+
+def describe() -> str:
+    """One line per setting: environment variable, default and meaning (for ``--help``)."""
+    lines = []
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = f"{default}" if not isinstance(default, Path) else default.as_posix()
+        lines.append(f"  {name.upper():<20} {shown:<22} {field.description or ''}".rstrip())
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""One router per concern: prediction, health, model information, the web page."""

@@ -1,0 +1,131 @@
+"""Response models: the JSON shapes of SPEC section 3, with examples for /docs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_PROBABILITIES = [0.0001, 0.0002, 0.0009, 0.0003, 0.0001, 0.0002, 0.0, 0.9978, 0.0001, 0.0003]
+
+
+class Prediction(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "digit": 7,
+                    "confidence": 0.9978,
+                    "probabilities": _PROBABILITIES,
+                    "input_image": None,
+                }
+            ]
+        }
+    )
+
+    digit: int = Field(ge=0, le=9, description="the predicted digit")
+    confidence: float = Field(ge=0, le=1, description="softmax probability of `digit`")
+    probabilities: list[float] = Field(
+        min_length=10, max_length=10, description="softmax probability of each digit 0-9"
+    )
+    input_image: str | None = Field(
+        None,
+        description="with ?include_image=true: the 28x28 image the model saw, as base64 PNG "
+        "(white ink on black, like MNIST); null otherwise",
+    )
+
+
+class BatchItem(BaseModel):
+    index: int = Field(ge=0, description="position of the file in the request")
+    filename: str | None = Field(description="the file's name as sent by the client")
+    status: int = Field(description="HTTP status this file alone would have got from /predict")
+    prediction: Prediction | None = Field(description="the prediction when status is 200")
+    error: str | None = Field(description="what was wrong with the file when status is not 200")
+
+
+class BatchResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "results": [
+                        {
+                            "index": 0,
+                            "filename": "seven.png",
+                            "status": 200,
+                            "prediction": {
+                                "digit": 7,
+                                "confidence": 0.9978,
+                                "probabilities": _PROBABILITIES,
+                                "input_image": None,
+                            },
+                            "error": None,
+                        },
+                        {
+                            "index": 1,
+                            "filename": "notes.txt",
+                            "status": 415,
+                            "prediction": None,
+                            "error": "the file is not an image in a supported format "
+                            "(PNG, JPEG, GIF, BMP, TIFF, WebP)",
+                        },
+                    ]
+                }
+            ]
+        }
+    )
+
+    results: list[BatchItem] = Field(description="one result per uploaded file, in order")
+
+
+class ModelInfo(BaseModel):
+    model_config = ConfigDict(
+        protected_namespaces=(),
+        json_schema_extra={
+            "examples": [
+                {
+                    "architecture": "Digit",
+                    "parameters": 1007590,
+                    "sha256": "3f5a0c...e91b",
+                    "path": "models/mnist_cnn.pth",
+                    "device": "cpu",
+                    "epoch": 5,
+                    "test_accuracy": 0.9912,
+                    "epochs": 5,
+                    "created": "2026-01-01T12:00:00+00:00",
+                    "metadata": {"architecture": "Digit", "test_accuracy": 0.9912, "epochs": 5},
+                }
+            ]
+        },
+    )
+
+    architecture: str = Field(description="model architecture name")
+    parameters: int = Field(description="number of trainable parameters")
+    sha256: str = Field(description="sha256 of the checkpoint file")
+    path: str = Field(description="checkpoint file the model was loaded from")
+    device: str = Field(description="device the model runs on")
+    epoch: int = Field(description="epoch recorded in the checkpoint")
+    test_accuracy: float | None = Field(None, description="MNIST test accuracy at save time")
+    epochs: int | None = Field(None, description="epochs trained")
+    created: str | None = Field(None, description="when the checkpoint was written (ISO 8601)")
+    metadata: dict[str, Any] = Field(description="the training metadata stored in the checkpoint")
+
+
+class Health(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
+    status: str = Field(description="always `ok` while the process serves requests")
+
+
+class Ready(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ready"}]})
+
+    status: str = Field(description="`ready` once the model is loaded")
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"detail": "the uploaded image is corrupt or truncated"}]}
+    )
+
+    detail: str = Field(description="what was wrong, for a person to read")

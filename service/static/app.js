@@ -1,0 +1,395 @@
+// The page's behaviour: a drawing pad (pointer events), uploads (picker and drag and drop),
+// and the POST /predict call whose answer is shown as a digit, ten bars and the 28x28 input.
+"use strict";
+
+const LINE_WIDTH = 0.072; // of the pad's side: about 20 px on a 280 px pad, like a pen
+const DEBOUNCE_MS = 300;
+const PAPER = "#ffffff";
+const INK = "#000000";
+
+const $ = (id) => document.getElementById(id);
+const pad = $("pad");
+const ctx = pad.getContext("2d");
+const resultPanel = $("result");
+
+const strokes = []; // finished strokes, each a list of [x, y] in 0..1 of the pad's side
+let current = null; // the stroke under the pointer
+let activePointer = null;
+let upload = null; // the uploaded file's name; its picture, once decoded, lies under the strokes
+let base = null;
+let version = 0; // bumped on every change of the input; answers for older ones are dropped
+let timer = 0;
+let inFlight = null;
+
+// ---- drawing -------------------------------------------------------------------------------
+
+function side() {
+  return pad.width;
+}
+
+function fitPad() {
+  const rect = pad.getBoundingClientRect();
+  const size = Math.max(1, Math.round(rect.width * (window.devicePixelRatio || 1)));
+  if (pad.width !== size || pad.height !== size) {
+    pad.width = size;
+    pad.height = size;
+    redraw();
+  }
+}
+
+function drawBase() {
+  const s = side();
+  ctx.fillStyle = PAPER;
+  ctx.fillRect(0, 0, s, s);
+  if (!base) return;
+  const scale = Math.min(s / base.width, s / base.height);
+  ctx.imageSmoothingEnabled = scale < 1; // small pictures (MNIST's 28x28) keep their pixels
+  const w = base.width * scale;
+  const h = base.height * scale;
+  ctx.drawImage(base, (s - w) / 2, (s - h) / 2, w, h);
+}
+
+function setPen() {
+  ctx.strokeStyle = INK;
+  ctx.fillStyle = INK;
+  ctx.lineWidth = LINE_WIDTH * side();
+  ctx.lineCap = "round";
+  ctx.lineJoin = "round";
+}
+
+function drawStroke(points) {
+  const s = side();
+  setPen();
+  ctx.beginPath();
+  if (points.length === 1) {
+    const [x, y] = points[0];
+    ctx.arc(x * s, y * s, ctx.lineWidth / 2, 0, 2 * Math.PI);
+    ctx.fill();
+    return;
+  }
+  ctx.moveTo(points[0][0] * s, points[0][1] * s);
+  for (const [x, y] of points.slice(1)) ctx.lineTo(x * s, y * s);
+  ctx.stroke();
+}
+
+let frame = 0;
+function redrawSoon() {
+  if (!frame) frame = requestAnimationFrame(redraw);
+}
+
+function redraw() {
+  cancelAnimationFrame(frame);
+  frame = 0;
+  drawBase();
+  strokes.forEach(drawStroke);
+  if (current) drawStroke(current);
+}
+
+function pointOf(event) {
+  const rect = pad.getBoundingClientRect();
+  const clamp = (v) => Math.min(1, Math.max(0, v));
+  return [clamp((event.clientX - rect.left) / rect.width),
+    clamp((event.clientY - rect.top) / rect.height)];
+}
+
+pad.addEventListener("pointerdown", (event) => {
+  if (activePointer !== null || (event.pointerType === "mouse" && event.button !== 0)) return;
+  event.preventDefault();
+  activePointer = event.pointerId;
+  pad.setPointerCapture(event.pointerId);
+  clearTimeout(timer);
+  current = [pointOf(event)];
+  redrawSoon();
+});
+
+pad.addEventListener("pointermove", (event) => {
+  if (event.pointerId !== activePointer || !current) return;
+  const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
+  for (const e of events.length ? events : [event]) current.push(pointOf(e));
+  redrawSoon();
+});
+
+function endStroke(event) {
+  if (event.pointerId !== activePointer) return;
+  activePointer = null;
+  if (!current) return;
+  strokes.push(current);
+  current = null;
+  redraw();
+  inputChanged();
+  schedulePrediction();
+}
+pad.addEventListener("pointerup", endStroke);
+pad.addEventListener("pointercancel", endStroke);
+
+// ---- input state ---------------------------------------------------------------------------
+
+function isEmpty() {
+  return strokes.length === 0 && upload === null;
+}
+
+function inputChanged() {
+  version += 1;
+  pad.dataset.version = String(version);
+  $("undo").disabled = isEmpty();
+  $("clear").disabled = isEmpty();
+  if (inFlight) inFlight.abort();
+  inFlight = null;
+}
+
+function schedulePrediction() {
+  clearTimeout(timer);
+  if (isEmpty()) {
+    showIdle();
+    return;
+  }
+  const v = version;
+  timer = setTimeout(() => {
+    predict(new Promise((resolve) => pad.toBlob(resolve, "image/png")), "drawing.png", v);
+  }, DEBOUNCE_MS);
+}
+
+function undo() {
+  if (current) return;
+  if (strokes.length) strokes.pop();
+  else if (upload !== null) clearSource();
+  else return;
+  redraw();
+  inputChanged();
+  schedulePrediction();
+}
+
+function clearAll() {
+  strokes.length = 0;
+  current = null;
+  clearSource();
+  redraw();
+  inputChanged();
+  schedulePrediction();
+}
+
+function clearSource() {
+  upload = null;
+  base = null;
+  $("source").hidden = true;
+  $("source").textContent = "";
+}
+
+$("undo").addEventListener("click", undo);
+$("clear").addEventListener("click", clearAll);
+document.addEventListener("keydown", (event) => {
+  const typing = event.target instanceof HTMLInputElement && event.target.type !== "file";
+  if ((event.ctrlKey || event.metaKey) && !event.shiftKey && event.key.toLowerCase() === "z"
+      && !typing) {
+    event.preventDefault();
+    undo();
+  }
+});
+
+// ---- uploads -------------------------------------------------------------------------------
+
+function useFile(file) {
+  clearTimeout(timer);
+  strokes.length = 0;
+  current = null;
+  upload = file.name || "upload";
+  base = null;
+  $("source").textContent = `Showing your file: ${upload}. Drawing adds to it.`;
+  $("source").hidden = false;
+  redraw();
+  inputChanged();
+  const v = version;
+  // Shown on the pad when the browser can decode it; the service judges the file either way.
+  createImageBitmap(file).then((bitmap) => {
+    if (v !== version) return;
+    base = bitmap;
+    redraw();
+  }, () => {});
+  predict(Promise.resolve(file), upload, v);
+}
+
+$("file").addEventListener("change", (event) => {
+  const file = event.target.files[0];
+  if (file) useFile(file);
+  event.target.value = "";
+});
+
+const dropzone = $("dropzone");
+["dragenter", "dragover"].forEach((type) => dropzone.addEventListener(type, (event) => {
+  event.preventDefault();
+  dropzone.classList.add("dragging");
+}));
+["dragleave", "drop"].forEach((type) => dropzone.addEventListener(type, () => {
+  dropzone.classList.remove("dragging");
+}));
+dropzone.addEventListener("drop", (event) => {
+  event.preventDefault();
+  const file = event.dataTransfer && event.dataTransfer.files[0];
+  if (file) useFile(file);
+  else showError(version, "Nothing to read there: drop an image file (PNG, JPEG…).");
+});
+// A file dropped beside the box must not make the browser leave the page.
+["dragover", "drop"].forEach((type) => document.addEventListener(type, (e) => e.preventDefault()));
+
+// ---- the service ---------------------------------------------------------------------------
+
+async function predict(blobPromise, filename, v) {
+  const controller = new AbortController();
+  inFlight = controller;
+  showPending(v);
+  const blob = await blobPromise;
+  if (controller.signal.aborted || v !== version) return;
+  const form = new FormData();
+  form.append("file", blob, filename);
+  let response;
+  let body = null;
+  try {
+    response = await fetch("predict?include_image=true", {
+      method: "POST", body: form, signal: controller.signal,
+    });
+    body = await response.json().catch(() => null);
+  } catch (err) {
+    if (controller.signal.aborted) return;
+    showError(v, "Could not reach the service. Check that it is running, then try again.");
+    return;
+  }
+  if (controller.signal.aborted || v !== version) return;
+  inFlight = null;
+  if (response.ok && body && Array.isArray(body.probabilities)) showAnswer(v, body);
+  else if (response.ok) showError(v, "The service answered with something unexpected.");
+  else showError(v, describeError(response.status, body));
+}
+
+function detailOf(body) {
+  const detail = body && body.detail;
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) return detail.map((d) => (d && d.msg) || String(d)).join("; ");
+  return "";
+}
+
+function describeError(status, body) {
+  const detail = detailOf(body).replace(/\.$/, "");
+  if (status < 500 && typeof (body && body.detail) === "string" && detail) {
+    return `${detail.charAt(0).toUpperCase()}${detail.slice(1)}.`;
+  }
+  const headings = {
+    400: "The image could not be read",
+    413: "The file is too large",
+    415: "That file is not an image the service can read",
+    422: "No digit could be read",
+    503: "The model is still loading; try again in a moment",
+  };
+  let heading = headings[status];
+  if (!heading) {
+    heading = status >= 500
+      ? `The service had a problem (HTTP ${status}); try again`
+      : `The service refused the request (HTTP ${status})`;
+  }
+  return detail ? `${heading}: ${detail}.` : `${heading}.`;
+}
+
+// ---- showing the answer --------------------------------------------------------------------
+
+function percent(p) {
+  if (p > 0 && p < 0.0005) return "<0.1%";
+  if (p < 1 && p >= 0.9995) return ">99.9%";
+  return `${(p * 100).toFixed(1)}%`;
+}
+
+function renderBars(probabilities) {
+  const list = $("bars");
+  const top = probabilities ? probabilities.indexOf(Math.max(...probabilities)) : -1;
+  list.replaceChildren(...Array.from({ length: 10 }, (_, digit) => {
+    const p = probabilities ? probabilities[digit] : 0;
+    const item = document.createElement("li");
+    item.className = digit === top ? "top" : "";
+    item.dataset.digit = String(digit);
+    const label = document.createElement("span");
+    label.className = "label";
+    label.textContent = String(digit);
+    const hidden = document.createElement("span");
+    hidden.className = "visually-hidden";
+    hidden.textContent = "digit ";
+    label.prepend(hidden);
+    const track = document.createElement("span");
+    track.className = "track";
+    track.setAttribute("aria-hidden", "true");
+    const fill = document.createElement("span");
+    fill.className = "fill";
+    fill.style.width = `${Math.max(0, Math.min(1, p)) * 100}%`;
+    track.append(fill);
+    const value = document.createElement("span");
+    value.className = "value";
+    value.textContent = probabilities ? percent(p) : "–";
+    item.append(label, track, value);
+    return item;
+  }));
+}
+
+function setState(state, v) {
+  resultPanel.dataset.state = state;
+  resultPanel.dataset.version = String(v);
+}
+
+function showIdle() {
+  setState("idle", version);
+  $("status").textContent = "Draw a digit or upload an image.";
+  $("quick").textContent = "";
+  $("error").hidden = true;
+  $("answer").hidden = true;
+  renderBars(null);
+}
+
+function showPending(v) {
+  setState("pending", v);
+  $("status").textContent = "Reading…";
+  $("quick").textContent = "Reading…";
+}
+
+function showError(v, message) {
+  setState("error", v);
+  $("status").textContent = "No prediction.";
+  $("quick").textContent = "No prediction: see below.";
+  $("error").textContent = message;
+  $("error").hidden = false;
+  $("answer").hidden = true;
+  renderBars(null);
+}
+
+function showAnswer(v, body) {
+  setState("done", v);
+  resultPanel.dataset.digit = String(body.digit);
+  $("error").hidden = true;
+  $("digit").textContent = String(body.digit);
+  $("confidence").textContent = `${percent(body.confidence)} sure`;
+  $("status").textContent = `It looks like a ${body.digit} (${percent(body.confidence)} sure).`;
+  $("quick").textContent = `→ ${body.digit} (${percent(body.confidence)})`;
+  const seen = $("seen");
+  if (body.input_image) seen.src = `data:image/png;base64,${body.input_image}`;
+  seen.parentElement.hidden = !body.input_image;
+  $("answer").hidden = false;
+  renderBars(body.probabilities);
+}
+
+async function showModel() {
+  try {
+    const response = await fetch("model");
+    if (!response.ok) return;
+    const info = await response.json();
+    const parts = [];
+    if (info.architecture) parts.push(`model ${info.architecture}`);
+    const accuracy = info.metadata && Number(info.metadata.test_accuracy);
+    if (Number.isFinite(accuracy) && accuracy > 0) {
+      parts.push(`${(accuracy <= 1 ? accuracy * 100 : accuracy).toFixed(2)}% on MNIST test`);
+    }
+    if (info.device) parts.push(`on ${info.device}`);
+    if (parts.length) $("model-info").prepend(`${parts.join(", ")} · `);
+  } catch (err) {
+    // The model line is a courtesy; the page works without it.
+  }
+}
+
+new ResizeObserver(fitPad).observe(pad);
+fitPad();
+showIdle();
+showModel();
