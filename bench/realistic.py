@@ -41,9 +41,15 @@ def _encode(pixels: np.ndarray, fmt: str, mode: str | None = None, **options) ->
     return buffer.getvalue()
 
 
-def _paste(canvas: np.ndarray, patch: np.ndarray, top: int, left: int) -> None:
+def _paste(
+    canvas: np.ndarray, patch: np.ndarray, rng: np.random.Generator, margin: int = 0
+) -> None:
+    """Put ``patch`` at a random place of ``canvas``, at least ``margin`` px from its edges."""
     h, w = patch.shape
-    canvas[top : top + h, left : left + w] = np.maximum(canvas[top : top + h, left : left + w], patch)
+    top = int(rng.integers(margin, canvas.shape[0] - h - margin + 1))
+    left = int(rng.integers(margin, canvas.shape[1] - w - margin + 1))
+    region = canvas[top : top + h, left : left + w]
+    np.maximum(region, patch, out=region)
 
 
 def _paper(rng: np.random.Generator, shape: tuple[int, int], ink: np.ndarray) -> np.ndarray:
@@ -66,7 +72,7 @@ def photo(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     ink = ndimage.rotate(_upscale(digit, size), rng.uniform(-6, 6), reshape=True, order=1)
     h, w = 480, 640
     canvas = np.zeros((h, w), dtype=np.float32)
-    _paste(canvas, ink, int(rng.integers(0, h - ink.shape[0])), int(rng.integers(0, w - ink.shape[1])))
+    _paste(canvas, ink, rng)
     return _encode(_paper(rng, (h, w), canvas), "JPEG", quality=int(rng.integers(60, 90)))
 
 
@@ -82,7 +88,7 @@ def canvas_white(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     """A white canvas with a smallish digit drawn off-centre."""
     size = int(rng.integers(90, 200))
     canvas = np.zeros((400, 400), dtype=np.float32)
-    _paste(canvas, _upscale(digit, size), int(rng.integers(0, 400 - size)), int(rng.integers(0, 400 - size)))
+    _paste(canvas, _upscale(digit, size), rng)
     gray = 255 * (1 - canvas)
     return _encode(np.repeat(gray[..., None], 3, axis=2), "PNG", mode="RGB")
 
@@ -91,7 +97,7 @@ def marker(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     """Thick felt marker on white paper."""
     ink = ndimage.grey_dilation(_upscale(digit, 280), size=(int(rng.integers(14, 22)),) * 2)
     canvas = np.zeros((360, 360), dtype=np.float32)
-    _paste(canvas, ink, 40, 40)
+    _paste(canvas, ink, rng, margin=20)
     gray = 250 * (1 - canvas) + 15 * canvas
     return _encode(gray, "PNG", mode="L")
 
@@ -101,7 +107,7 @@ def pencil(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     ink = ndimage.grey_erosion(_upscale(digit, 300), size=(int(rng.integers(7, 11)),) * 2)
     ink = 0.6 * ink
     canvas = np.zeros((380, 380), dtype=np.float32)
-    _paste(canvas, ink, 40, 40)
+    _paste(canvas, ink, rng, margin=20)
     return _encode(_paper(rng, canvas.shape, canvas), "JPEG", quality=85)
 
 
@@ -110,7 +116,7 @@ def non_square(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     h, w = (200, 700) if rng.random() < 0.5 else (640, 220)
     size = int(rng.integers(110, 180))
     canvas = np.zeros((h, w), dtype=np.float32)
-    _paste(canvas, _upscale(digit, size), int(rng.integers(0, h - size)), int(rng.integers(0, w - size)))
+    _paste(canvas, _upscale(digit, size), rng)
     return _encode(_paper(rng, (h, w), canvas), "PNG", mode="RGB")
 
 
@@ -120,7 +126,7 @@ def phone(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     ink = _upscale(digit, size)
     h, w = 4000, 3000
     canvas = np.zeros((h, w), dtype=np.float32)
-    _paste(canvas, ink, int(rng.integers(200, h - size - 200)), int(rng.integers(200, w - size - 200)))
+    _paste(canvas, ink, rng, margin=200)
     rgb = _paper(rng, (h, w), canvas)
     stored = np.rot90(rgb, k=1)  # the sensor's orientation; EXIF 6 turns it back upright
     exif = Image.Exif()

@@ -8,4 +8,4 @@ MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
 IMAGE_SIZE = 28
 NUM_CLASSES = 10
-WORKING_SIZE = 1024  # large photos are decoded reduced (JPEG draft) and analysed at about this
+WORKING_SIZE = 512  # large photos are decoded reduced (JPEG draft) and analysed at about this size

@@ -41,7 +41,6 @@ class Checkpoint:
     model_state_dict: dict[str, torch.Tensor]
     epoch: int = 0
     optimizer_state_dict: dict[str, Any] | None = None
-    scheduler_state_dict: dict[str, Any] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -68,8 +67,6 @@ def save_checkpoint(path: str | os.PathLike[str], checkpoint: Checkpoint) -> Non
         "optimizer_state_dict": checkpoint.optimizer_state_dict,
         "metadata": checkpoint.metadata,
     }
-    if checkpoint.scheduler_state_dict is not None:
-        payload["scheduler_state_dict"] = checkpoint.scheduler_state_dict
     with atomic_write(path) as handle:
         torch.save(payload, handle)
 
@@ -83,6 +80,12 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         raise CheckpointError(file, "not a regular file")
     if file.stat().st_size == 0:
         raise CheckpointError(file, "file is empty")
+    with open(file, "rb") as handle:
+        zip_magic = handle.read(4) == b"PK\x03\x04"
+    if not zip_magic:
+        raise CheckpointError(file, "not a PyTorch checkpoint (expected a torch.save zip archive)")
+    if not zipfile.is_zipfile(file):
+        raise CheckpointError(file, "corrupt or truncated file (the zip archive is incomplete)")
     try:
         raw = torch.load(file, map_location="cpu", weights_only=True)
     except (zipfile.BadZipFile, EOFError, RuntimeError) as exc:
@@ -99,7 +102,6 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         model_state_dict=raw["model_state_dict"],
         epoch=int(raw.get("epoch") or 0),
         optimizer_state_dict=raw.get("optimizer_state_dict"),
-        scheduler_state_dict=raw.get("scheduler_state_dict"),
         metadata=dict(raw.get("metadata") or {}),
     )
 

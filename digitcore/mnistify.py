@@ -77,7 +77,10 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
         gray = ndimage.gaussian_filter(gray, sigma=min(gray.shape) / 400 + 0.5)
     background, noise = _fit_background(gray)
     residual = gray - background
-    dark, bright = -np.percentile(residual, 0.5), np.percentile(residual, 99.5)
+    if noise == 0.0:  # a flat, noiseless background: the extremes are the ink
+        dark, bright = -float(residual.min()), float(residual.max())
+    else:
+        dark, bright = -np.percentile(residual, 0.5), np.percentile(residual, 99.5)
     ink = -residual if dark > bright else residual
     floor = max(4.0 * noise, NOISE_FLOOR)
     strong = ink[ink > floor]
@@ -143,10 +146,10 @@ def select_digit(ink: np.ndarray) -> np.ndarray:
     """The ink of the digit alone, cropped to its bounding box (frames and specks removed)."""
     labels, count = ndimage.label(ink > 0, structure=np.ones((3, 3)))
     boxes = ndimage.find_objects(labels)
-    index = np.arange(1, count + 1)
-    masses = ndimage.sum_labels(ink, labels, index)
-    strong = ndimage.sum_labels(ink >= 0.5, labels, index)
-    areas = ndimage.sum_labels(np.ones_like(ink), labels, index)
+    flat = labels.ravel()
+    masses = np.bincount(flat, weights=ink.ravel(), minlength=count + 1)[1:]
+    strong = np.bincount(flat, weights=(ink >= 0.5).ravel(), minlength=count + 1)[1:]
+    areas = np.bincount(flat, minlength=count + 1)[1:]
     height, width = ink.shape
     parts = [
         _Component(
@@ -176,7 +179,7 @@ def select_digit(ink: np.ndarray) -> np.ndarray:
     if max(bottom - top, right - left) < max(3, 0.04 * max(height, width)):
         raise NoDigitFoundError("no digit found: only specks, nothing the size of a digit")
     window = labels[top:bottom, left:right]
-    keep = np.isin(window, [c.label for c in parts])
+    keep = window > 0 if count == 1 else np.isin(window, [c.label for c in parts])
     return np.where(keep, ink[top:bottom, left:right], 0.0).astype(np.float32)
 
 
@@ -226,7 +229,9 @@ def fit_box(crop: np.ndarray) -> np.ndarray:
 def place_by_mass(patch: np.ndarray) -> np.ndarray:
     """Paste ``patch`` into a black 28x28 canvas with its centre of mass at (14, 14)."""
     height, width = patch.shape
-    cy, cx = ndimage.center_of_mass(patch)
+    total = float(patch.sum())
+    cy = float(patch.sum(axis=1) @ np.arange(height)) / total
+    cx = float(patch.sum(axis=0) @ np.arange(width)) / total
     top = int(np.clip(round(CENTRE - cy), 0, CANVAS - height))
     left = int(np.clip(round(CENTRE - cx), 0, CANVAS - width))
     canvas = np.zeros((CANVAS, CANVAS), dtype=np.float32)

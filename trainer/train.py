@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -211,26 +212,14 @@ def run(config: TrainConfig, device: torch.device) -> tuple[nn.Module, list[dict
     train, test = load_splits(config)
     model = build_model(DEFAULT_ARCHITECTURE).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    steps_per_epoch = -(-len(train) // (config.batch_size * dist_info.world_size))
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        max_lr=config.max_lr,
-        epochs=config.epochs,
-        steps_per_epoch=steps_per_epoch,
-    )
     history: list[dict] = []
-    start_epoch = 1
     if config.resume is not None:
-        previous = load_checkpoint(config.resume)
-        model.load_state_dict(previous.model_state_dict)
-        if previous.optimizer_state_dict:
-            optimizer.load_state_dict(previous.optimizer_state_dict)
-        if previous.scheduler_state_dict:
-            scheduler.load_state_dict(previous.scheduler_state_dict)
-        history = list(previous.metadata.get("history", []))
-        start_epoch = previous.epoch + 1
+        history = resume_from(config.resume, model, optimizer)
         if dist_info.is_main:
-            log.info("resuming from %s after epoch %d", config.resume, previous.epoch)
+            log.info("resuming from %s after epoch %d", config.resume, len(history))
+    start_epoch = len(history) + 1
+    steps_per_epoch = -(-len(train) // (config.batch_size * dist_info.world_size))
+    scheduler = one_cycle(optimizer, config, steps_per_epoch, done_epochs=len(history))
     ddp_model = DistributedDataParallel(model) if dist_info.enabled else model
     generator = torch.Generator().manual_seed(config.seed * 1000 + dist_info.rank)
     if dist_info.is_main:
@@ -243,7 +232,6 @@ def run(config: TrainConfig, device: torch.device) -> tuple[nn.Module, list[dict
             len(test),
             dist_info.world_size,
         )
-    train_started = time.perf_counter()
     for epoch in range(start_epoch, config.epochs + 1):
         generator.manual_seed(config.seed * 1000 + dist_info.rank * 100 + epoch)
         row = {"epoch": epoch, "lr": scheduler.get_last_lr()[0]}
@@ -266,10 +254,8 @@ def run(config: TrainConfig, device: torch.device) -> tuple[nn.Module, list[dict
                 make_checkpoint(
                     model,
                     optimizer,
-                    scheduler,
                     config,
                     history,
-                    time.perf_counter() - train_started,
                     dist_info.world_size,
                 ),
             )
@@ -279,13 +265,35 @@ def run(config: TrainConfig, device: torch.device) -> tuple[nn.Module, list[dict
     return model, history, test if dist_info.is_main else None
 
 
+def resume_from(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> list[dict]:
+    """Load weights and optimizer state from ``path``; returns its per-epoch history."""
+    previous = load_checkpoint(path)
+    model.load_state_dict(previous.model_state_dict)
+    if previous.optimizer_state_dict:
+        optimizer.load_state_dict(previous.optimizer_state_dict)
+    history = list(previous.metadata.get("history", []))
+    return history or [{"epoch": e} for e in range(1, previous.epoch + 1)]
+
+
+def one_cycle(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int, done_epochs: int
+) -> torch.optim.lr_scheduler.OneCycleLR:
+    """The one-cycle schedule over ``config.epochs``, advanced past the epochs already done."""
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.max_lr, epochs=config.epochs, steps_per_epoch=steps_per_epoch
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "step() before optimizer.step()"
+        for _ in range(min(done_epochs, config.epochs) * steps_per_epoch):
+            scheduler.step()
+    return scheduler
+
+
 def make_checkpoint(
     model,
     optimizer,
-    scheduler,
     config: TrainConfig,
     history: list[dict],
-    seconds: float,
     world_size: int,
 ) -> Checkpoint:
     last = history[-1]
@@ -293,7 +301,6 @@ def make_checkpoint(
         epoch=last["epoch"],
         model_state_dict=model.state_dict(),
         optimizer_state_dict=optimizer.state_dict(),
-        scheduler_state_dict=scheduler.state_dict(),
         metadata={
             "architecture": DEFAULT_ARCHITECTURE,
             "normalization": {"mean": MNIST_MEAN, "std": MNIST_STD},
@@ -303,7 +310,7 @@ def make_checkpoint(
             "seed": config.seed,
             "batch_size": config.batch_size,
             "world_size": world_size,
-            "training_seconds": seconds,
+            "training_seconds": sum(row.get("epoch_seconds", 0.0) for row in history),
             "train_images": config.train_subset or 60000,
             "versions": library_versions(),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),

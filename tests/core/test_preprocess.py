@@ -1,0 +1,187 @@
+"""The image pipeline: decoding errors, every mode, real-upload cases, MNIST pass-through."""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from digitcore import MNIST_MEAN, MNIST_STD
+from digitcore.checkpoint import load_model
+from digitcore.errors import (
+    CorruptImageError,
+    ImageTooLargeError,
+    NoDigitFoundError,
+    UnsupportedImageError,
+)
+from digitcore.mnistify import mnistify, stroke_width
+from digitcore.preprocess import decode_image, normalize, preprocess, preview_png, to_tensor
+
+
+def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def centre_of_mass(pixels: np.ndarray) -> tuple[float, float]:
+    total = pixels.sum()
+    ys, xs = np.indices(pixels.shape)
+    return float((ys * pixels).sum() / total), float((xs * pixels).sum() / total)
+
+
+def bounding_box(pixels: np.ndarray, level: float = 0.1) -> tuple[int, int]:
+    rows, cols = np.nonzero(pixels > level)
+    return rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+
+
+def test_decode_rejects_non_images_and_empty_files():
+    with pytest.raises(UnsupportedImageError, match="empty"):
+        decode_image(b"")
+    with pytest.raises(UnsupportedImageError, match="not an image"):
+        decode_image(b"hello, I am a text file\n" * 20)
+
+
+def test_decode_rejects_formats_we_do_not_accept():
+    with pytest.raises(UnsupportedImageError, match="not supported"):
+        decode_image(encode(Image.new("RGB", (10, 10)), "PPM"))
+
+
+def test_truncated_png_is_corrupt():
+    data = encode(Image.effect_noise((64, 64), 40))
+    with pytest.raises(CorruptImageError, match="corrupt or truncated"):
+        decode_image(data[: len(data) // 2])
+
+
+def test_pixel_limit_is_checked_before_decoding():
+    data = encode(Image.new("L", (3000, 3000)))
+    with pytest.raises(ImageTooLargeError, match="9,000,000 pixels"):
+        decode_image(data, max_pixels=1_000_000)
+
+
+def test_gif_first_frame_is_used():
+    first = Image.new("L", (40, 40), 0)
+    first.paste(255, (18, 5, 22, 35))
+    second = Image.new("L", (40, 40), 0)
+    buffer = io.BytesIO()
+    first.save(buffer, "GIF", save_all=True, append_images=[second])
+    out = mnistify(decode_image(buffer.getvalue()))
+    assert out.max() > 0.9
+
+
+def test_exif_orientation_is_applied():
+    upright = Image.new("L", (60, 30), 255)
+    upright.paste(0, (5, 12, 55, 18))  # a horizontal bar
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # tall image on disk
+    exif = Image.Exif()
+    exif[0x0112] = 8  # "rotate 270 CW to view": turns it back to wide
+    image = decode_image(encode(stored, "JPEG", exif=exif.tobytes()))
+    assert image.size == (60, 30)
+
+
+def digit_one(size: int = 200, ink: int = 0, paper: int = 255, mode: str = "L") -> Image.Image:
+    image = Image.new("L", (size, size), paper)
+    image.paste(ink, (size // 2 - size // 20, size // 6, size // 2 + size // 20, size * 5 // 6))
+    return image.convert(mode)
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16", "I"])
+def test_every_mode_gives_a_white_on_black_centred_digit(mode):
+    image = digit_one()
+    if mode == "I;16":
+        image = Image.fromarray(np.asarray(image, dtype=np.uint16) * 257)
+        assert image.mode == "I;16"
+    else:
+        image = image.convert(mode)
+    out = mnistify(decode_image(encode(image, "TIFF" if mode in ("CMYK", "I") else "PNG")))
+    assert out.shape == (28, 28)
+    assert out.dtype == np.float32
+    assert out.max() == pytest.approx(1.0, abs=0.05)
+    assert out[0].max() == 0 and out[:, 0].max() == 0  # black background
+    assert max(bounding_box(out)) == 20
+    cy, cx = centre_of_mass(out)
+    assert abs(cy - 14) < 1 and abs(cx - 14) < 1
+
+
+def test_transparent_canvas_with_black_strokes_uses_the_alpha_channel():
+    alpha = np.asarray(digit_one(ink=255, paper=0))
+    rgba = np.zeros((*alpha.shape, 4), dtype=np.uint8)
+    rgba[..., 3] = alpha  # black strokes: RGB is 0 everywhere, only alpha differs
+    out = mnistify(decode_image(encode(Image.fromarray(rgba, "RGBA"))))
+    assert out.sum() > 20
+    assert max(bounding_box(out)) == 20
+
+
+def test_small_off_centre_digit_in_a_large_frame_is_cropped_and_centred():
+    frame = Image.new("L", (800, 600), 255)
+    frame.paste(digit_one(120), (620, 420))
+    out = mnistify(frame)
+    assert max(bounding_box(out)) == 20
+    cy, cx = centre_of_mass(out)
+    assert abs(cy - 14) < 1 and abs(cx - 14) < 1
+
+
+def test_uneven_light_and_a_speck_do_not_become_ink():
+    size = 300
+    xs = np.mgrid[0:size, 0:size][1]
+    paper = 120 + 120 * xs / size  # dark left, bright right
+    pixels = paper.copy()
+    pixels[60:240, 140:160] -= 90  # the stroke: darker than the paper around it
+    pixels[20:23, 20:23] -= 60  # a speck of dust
+    out = mnistify(Image.fromarray(pixels.clip(0, 255).astype(np.uint8)))
+    height, width = bounding_box(out)
+    assert height == 20 and width <= 6  # the bar alone: tall and thin
+
+
+@pytest.mark.parametrize("level", [0, 128, 255])
+def test_blank_images_are_no_digit(level):
+    with pytest.raises(NoDigitFoundError, match="no digit found"):
+        mnistify(Image.new("L", (100, 100), level))
+
+
+def test_noise_alone_is_no_digit():
+    rng = np.random.default_rng(0)
+    pixels = (200 + rng.normal(0, 4, (300, 300))).clip(0, 255).astype(np.uint8)
+    with pytest.raises(NoDigitFoundError):
+        mnistify(Image.fromarray(pixels))
+
+
+def test_hairline_and_marker_strokes_come_out_near_mnist_width():
+    thin = Image.new("L", (400, 400), 255)
+    thin.paste(0, (198, 40, 201, 360))  # 3 px in 400: 0.2 px at MNIST scale
+    thick = Image.new("L", (400, 400), 255)
+    thick.paste(0, (150, 40, 250, 360))
+    for image in (thin, thick):
+        width = stroke_width(mnistify(image))
+        assert 0.8 <= width <= 4.5
+
+
+def test_tensor_is_normalized_like_training():
+    tensor, mnist = preprocess(encode(digit_one()))
+    assert tensor.shape == (1, 28, 28)
+    assert torch.allclose(tensor, (torch.from_numpy(mnist) - MNIST_MEAN) / MNIST_STD)
+    assert torch.equal(to_tensor(mnist), normalize(torch.from_numpy(mnist).unsqueeze(0)))
+
+
+def test_preview_png_is_the_28x28_input():
+    _, mnist = preprocess(encode(digit_one()))
+    preview = Image.open(io.BytesIO(preview_png(mnist)))
+    assert preview.size == (28, 28)
+    assert preview.mode == "L"
+    assert np.abs(np.asarray(preview) / 255 - mnist).max() < 0.01
+
+
+def test_mnist_test_images_pass_through_without_losing_accuracy(mnist_test, default_model_path):
+    images, labels = mnist_test
+    model, _ = load_model(default_model_path)
+    raw = images.unsqueeze(1).float() / 255
+    processed = torch.stack(
+        [torch.from_numpy(mnistify(Image.fromarray(i.numpy()))) for i in images]
+    )
+    with torch.inference_mode():
+        raw_acc = (model(normalize(raw)).argmax(1) == labels).float().mean().item()
+        ours = (model(normalize(processed.unsqueeze(1))).argmax(1) == labels).float().mean().item()
+    assert ours >= raw_acc - 0.001
+    unchanged = ((processed - raw.squeeze(1)).abs().amax((1, 2)) < 0.05).float().mean().item()
+    assert unchanged > 0.85
