@@ -1,1 +1,1 @@
-"""predictor package."""
+"""The command-line predictor: the reference's "test my own image" for files and folders."""

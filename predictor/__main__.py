@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from tqdm import tqdm
 
 from predictor import figure, report
-from predictor.engines import Answer, EngineError, LocalEngine, RemoteEngine
+from predictor.engines import Answer, Engine, EngineError, RemoteEngine
 from predictor.inputs import Entry, expand
 
 DEFAULT_MODEL = os.path.join("models", "mnist_cnn.pth")
@@ -31,9 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mnist-predict",
         description="Predict the handwritten digit in each image, with a local checkpoint or "
         "a running service.",
-        epilog="examples: mnist-predict digit.png scans/ 'photos/*.jpg'   "
-        "mnist-predict --url http://localhost:8000 --json scans/   "
-        "mnist-predict --top-k 3 --figure out.png digit.png",
+        epilog="examples:\n  mnist-predict digit.png scans/ 'photos/*.jpg'\n"
+        "  mnist-predict --url http://localhost:8000 --json scans/ > labels.jsonl\n"
+        "  mnist-predict --top-k 3 --figure out.png digit.png\n\n"
+        "exit status: 0 all predicted, 1 some file failed, 2 usage error, "
+        "3 no model or service",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "inputs",
@@ -127,7 +130,10 @@ def chunks(entries: list[Entry], size: int) -> Iterator[list[Entry]]:
         yield entries[start : start + size]
 
 
-def run_chunk(engine, chunk: list[Entry], with_images: bool) -> list[tuple[Entry, Answer, bytes]]:
+Row = tuple[Entry, Answer, bytes]  # the entry, its answer, the file's bytes (empty if unread)
+
+
+def run_chunk(engine: Engine, chunk: list[Entry], with_images: bool) -> list[Row]:
     """Read the chunk's files, predict the readable ones in one go; rows in input order."""
     read = [(entry, entry.error or read_file(entry.path)) for entry in chunk]
     good = [(os.path.basename(entry.path), data) for entry, data in read if isinstance(data, bytes)]
@@ -146,10 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     entries = expand(args.inputs)
+    engine: Engine
     try:
         if args.url is not None:
             engine = RemoteEngine(args.url, args.timeout)
         else:
+            from predictor.local import LocalEngine  # torch: only for local mode
+
             engine = LocalEngine(args.model or DEFAULT_MODEL, args.device or "auto")
     except EngineError as exc:
         print(f"mnist-predict: {exc}", file=sys.stderr)
@@ -159,11 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mnist-predict: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`mnist-predict scans/ | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
     finally:
         engine.close()
 
 
-def predict_all(engine, entries: list[Entry], args: argparse.Namespace) -> int:
+def predict_all(engine: Engine, entries: list[Entry], args: argparse.Namespace) -> int:
     started = time.perf_counter()
     want_figure = args.figure is not None or args.show
     width = max(len(entry.path) for entry in entries)

@@ -1,9 +1,9 @@
-"""Where the predictions come from: a checkpoint run here, or a running service over HTTP.
+"""Where the predictions come from: the engine interface, and a running service over HTTP.
 
-Both engines take a chunk of ``(name, bytes)`` and give, per item, a :class:`Prediction` or
-the reason it failed. The local engine runs the shared pipeline (``digitcore.preprocess``)
-and one forward pass per chunk; the remote engine sends the chunk as one
-``POST /predict/batch``, and the service runs that same pipeline, so the answers agree.
+An engine takes a chunk of ``(name, bytes)`` and gives, per item, a :class:`Prediction` or
+the reason it failed. :class:`RemoteEngine` sends the chunk as one ``POST /predict/batch``;
+the service runs the shared pipeline, as :class:`predictor.local.LocalEngine` does here, so
+the answers agree. This module does not import torch, so ``--url`` starts quickly.
 """
 
 from __future__ import annotations
@@ -11,18 +11,12 @@ from __future__ import annotations
 import base64
 import io
 import mimetypes
-import os
 from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
 import numpy as np
-import torch
 from PIL import Image
-
-from digitcore.checkpoint import CheckpointError, file_sha256, load_model
-from digitcore.errors import ImageInputError
-from digitcore.model import predict_probabilities, resolve_device
-from digitcore.preprocess import decode_image, to_mnist, to_tensor
 
 
 @dataclass
@@ -40,63 +34,20 @@ class EngineError(RuntimeError):
     """The engine cannot run at all (no model, no service); nothing can be predicted."""
 
 
-def _describe(metadata: dict, architecture: str, sha256: str) -> str:
+class Engine(Protocol):
+    description: str  # which model, where: for the summary
+
+    def predict(self, items: list[tuple[str, bytes]], with_images: bool) -> list[Answer]: ...
+
+    def close(self) -> None: ...
+
+
+def describe_model(metadata: dict, architecture: str, sha256: str) -> str:
     text = f"{architecture}, sha256 {sha256[:12]}"
     accuracy = metadata.get("test_accuracy")
     if isinstance(accuracy, int | float):
         text += f", test accuracy {100 * accuracy:.2f}%"
     return text
-
-
-class LocalEngine:
-    """The checkpoint loaded once, here; each chunk is preprocessed and run as one batch."""
-
-    def __init__(self, model_path: str | os.PathLike[str], device: str = "auto") -> None:
-        try:
-            self.device = resolve_device(device)
-        except (ValueError, RuntimeError) as exc:
-            raise EngineError(str(exc)) from None
-        try:
-            self.model, checkpoint = load_model(model_path, self.device)
-            sha256 = file_sha256(model_path)
-        except (CheckpointError, OSError) as exc:
-            raise EngineError(str(exc)) from None
-        summary = _describe(checkpoint.metadata, checkpoint.architecture, sha256)
-        self.description = f"{os.fspath(model_path)} ({summary}) on {self.device}"
-
-    def predict(self, items: list[tuple[str, bytes]], with_images: bool) -> list[Answer]:
-        answers: list[Answer | None] = []
-        tensors: list[torch.Tensor] = []
-        views: list[np.ndarray] = []
-        for _, data in items:
-            try:
-                mnist = to_mnist(decode_image(data))
-                tensor = to_tensor(mnist)
-            except ImageInputError as exc:
-                answers.append(str(exc))
-                continue
-            except Exception as exc:  # a pipeline bug must not stop the other files
-                answers.append(f"internal error: {type(exc).__name__}: {exc}")
-                continue
-            answers.append(None)
-            tensors.append(tensor)
-            views.append(mnist)
-        probabilities = []
-        if tensors:
-            probabilities = predict_probabilities(self.model, torch.stack(tensors)).tolist()
-        good = iter(zip(probabilities, views, strict=True))
-        return [
-            answer if answer is not None else self._prediction(*next(good), with_images)
-            for answer in answers
-        ]
-
-    @staticmethod
-    def _prediction(probs: list[float], view: np.ndarray, with_image: bool) -> Prediction:
-        digit = max(range(len(probs)), key=probs.__getitem__)
-        return Prediction(digit, probs[digit], probs, view if with_image else None)
-
-    def close(self) -> None:
-        pass
 
 
 class RemoteEngine:
@@ -116,7 +67,7 @@ class RemoteEngine:
         except (ValueError, AttributeError) as exc:
             self.client.close()
             raise EngineError(f"{self.url} does not answer like the digit service: {exc}") from None
-        summary = _describe(
+        summary = describe_model(
             info.get("metadata") or {}, str(info.get("architecture")), str(info.get("sha256", ""))
         )
         self.description = f"service {self.url} ({summary}) on {info.get('device')}"
@@ -139,8 +90,10 @@ class RemoteEngine:
             return [f"service answered {response.status_code}: {_detail(response)}"] * len(items)
         try:
             results = sorted(response.json()["results"], key=lambda r: r["index"])
+            if len(results) != len(items):
+                raise ValueError(f"{len(results)} results for {len(items)} files")
             return [_answer(result) for result in results]
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, OSError) as exc:
             return [f"unexpected answer from the service: {exc!r}"] * len(items)
 
     def close(self) -> None:

@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 from PIL import Image, ImageShow
 
 from digitcore.atomic import atomic_write
-from digitcore.preprocess import decode_image
 from predictor.engines import Prediction
 
 FORMATS = ("png", "pdf", "svg")
@@ -50,6 +48,8 @@ def cell(path: str, data: bytes, prediction: Prediction) -> Cell:
 
 def thumbnail(data: bytes) -> np.ndarray | None:
     """The original picture, upright, transparency over white, at most THUMBNAIL_PIXELS."""
+    from digitcore.preprocess import decode_image  # imports torch: only when a figure is made
+
     try:
         image = decode_image(data).convert("RGBA")
     except Exception:  # display only: the prediction row already says what was wrong
@@ -68,6 +68,8 @@ def grid_shape(count: int) -> tuple[int, int]:
 
 def render(cells: list[Cell], fmt: str = "png") -> bytes:
     """The figure as ``fmt`` bytes; its size is (columns x 400) by (rows x 240) pixels."""
+    from matplotlib.figure import Figure
+
     rows, columns = grid_shape(len(cells))
     figure = Figure(figsize=(columns * CELL_INCHES[0], rows * CELL_INCHES[1]), dpi=DPI)
     grid = figure.subfigures(rows, columns, squeeze=False)
@@ -84,8 +86,9 @@ def render(cells: list[Cell], fmt: str = "png") -> bytes:
         left.set_title("original", fontsize=8)
         right.imshow(cell.model_view, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         right.set_title("as the model saw it", fontsize=8)
-        for axes in (left, right):
-            axes.set_axis_off()
+        for axes in (left, right):  # a frame, no ticks: white paper stays visible on white
+            axes.set_xticks([])
+            axes.set_yticks([])
     buffer = io.BytesIO()
     figure.savefig(buffer, format=fmt, dpi=DPI)
     return buffer.getvalue()

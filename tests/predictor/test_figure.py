@@ -44,13 +44,13 @@ def test_model_view_is_enlarged_with_nearest_neighbour(
     (path,) = write_digits(tmp_path, mnist_png_samples[:1])
     out = tmp_path / "one.png"
     assert main([str(path), "--model", str(small_checkpoint), "--figure", str(out)]) == 0
-    right = np.asarray(open_png(out).convert("L"))[:, 200:]
+    right = np.asarray(open_png(out).convert("L"))[75:, 200:]  # below the titles
     ys, xs = np.nonzero(right < 30)  # the black square the 28x28 input is drawn on
     panel = right[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
-    assert 28 * 4 < panel.shape[0] < 240 and abs(panel.shape[0] - panel.shape[1]) <= 2
+    assert 28 * 4 < panel.shape[0] < 240 and abs(panel.shape[0] - panel.shape[1]) <= 6
     assert len(np.unique(panel)) > 10, "the digit's gray levels are there"
     assert len(np.unique(panel, axis=0)) <= 28 + 4, "28 rows of pixels, each repeated"
-    assert len(np.unique(panel, axis=1)) <= 28 + 4, "28 columns of pixels, each repeated"
+    assert np.unique(panel, axis=1).shape[1] <= 28 + 4, "28 columns of pixels, each repeated"
 
 
 def test_failed_files_only_means_no_figure(tmp_path, small_checkpoint, capsys):
