@@ -121,6 +121,7 @@ function endStroke(event) {
 }
 pad.addEventListener("pointerup", endStroke);
 pad.addEventListener("pointercancel", endStroke);
+pad.addEventListener("lostpointercapture", endStroke);
 
 // ---- input state ---------------------------------------------------------------------------
 
@@ -378,7 +379,7 @@ async function showModel() {
     const info = await response.json();
     const parts = [];
     if (info.architecture) parts.push(`model ${info.architecture}`);
-    const accuracy = info.metadata && Number(info.metadata.test_accuracy);
+    const accuracy = Number(info.test_accuracy ?? (info.metadata || {}).test_accuracy);
     if (Number.isFinite(accuracy) && accuracy > 0) {
       parts.push(`${(accuracy <= 1 ? accuracy * 100 : accuracy).toFixed(2)}% on MNIST test`);
     }

@@ -16,6 +16,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -51,14 +53,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def service_url(default_model_path, tmp_path_factory):
-    """``python -m service`` on a free loopback port, serving the trained default model."""
+@contextmanager
+def running_service(model_path: Path, log_path: Path) -> Iterator[str]:
+    """``python -m service`` on a free loopback port, serving ``model_path``; yields its URL."""
     port = free_port()
-    log_path = tmp_path_factory.mktemp("page-service") / "service.log"
     env = {
         **os.environ,
-        "MODEL_PATH": str(default_model_path),
+        "MODEL_PATH": str(model_path),
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "DEVICE": "cpu",
@@ -66,11 +67,7 @@ def service_url(default_model_path, tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "service"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "service"], cwd=ROOT, env=env, stdout=log, stderr=log
         )
     try:
         deadline = time.monotonic() + 120
@@ -93,6 +90,13 @@ def service_url(default_model_path, tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def service_url(default_model_path, tmp_path_factory):
+    log_path = tmp_path_factory.mktemp("page-service") / "service.log"
+    with running_service(default_model_path, log_path) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -335,6 +339,22 @@ def test_phone_width_layout_and_touch_drawing(browser, service_url):
         shot(page, "phone-drawn-1")
         assert (shown["state"], shown["digit"]) == ("done", "1"), ascii_art(shown["seen"])
         assert page.evaluate("() => document.documentElement.scrollWidth <= innerWidth")
+    finally:
+        page.context.close()
+    assert problems == []
+
+
+def test_unreachable_service_is_reported_in_plain_words(browser, default_model_path, tmp_path):
+    with running_service(default_model_path, tmp_path / "service.log") as url:
+        page, problems = open_page(browser, url, viewport={"width": 1100, "height": 820})
+    try:
+        stroke(page, DRAWINGS[1][0])
+        shown = settle(page)
+        shot(page, "desktop-unreachable")
+        assert shown["state"] == "error"
+        assert shown["error"] == (
+            "Could not reach the service. Check that it is running, then try again."
+        )
     finally:
         page.context.close()
     assert problems == []
