@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from digitcore.checkpoint import CheckpointError, file_sha256, load_model
 from digitcore.model import count_parameters, resolve_device
@@ -69,8 +70,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     predictor, info = _load(settings)
     await predictor.start()
+    image_workers = ImageWorkers(settings.preprocess_threads, settings.max_image_pixels)
+    await image_workers.warm_up()
     app.state.model_info = info
-    app.state.image_workers = ImageWorkers(settings.preprocess_threads, settings.max_image_pixels)
+    app.state.image_workers = image_workers
     app.state.predictor = predictor
     log.info(
         "serving %s (%s parameters, test accuracy %s) from %s on %s; sha256 %s",
@@ -91,7 +94,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A new app for ``settings`` (default: from the environment); the model loads at startup."""
     settings = settings or Settings()
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc with their assets served here, not from a CDN
         title="MNIST digit recognizer",
         version="0.1.0",
         description=DESCRIPTION,

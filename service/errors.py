@@ -61,7 +61,7 @@ _EXAMPLES = {
     ),
     422: (
         "Missing or invalid field, or no digit in the image",
-        "multipart field 'file' is missing: send the image as form field 'file' "
+        "multipart field 'file' is missing: send it as multipart/form-data field 'file' "
         "(curl -F file=@digit.png ...)",
     ),
     503: ("The model is not loaded yet", "the model is not loaded yet; retry shortly"),
@@ -80,16 +80,22 @@ def error_responses(*codes: int) -> dict[int | str, dict]:
     }
 
 
-def _describe_validation(exc: RequestValidationError) -> str:
+def _describe_validation(exc: RequestValidationError, content_type: str) -> str:
     problems = []
     for error in exc.errors():
         loc = [str(part) for part in error.get("loc", ())]
         where, name = (loc[0], loc[1]) if len(loc) > 1 else ("request", ".".join(loc))
+        how = f"send it as multipart/form-data field '{name}' (curl -F {name}=@digit.png ...)"
         if where == "body" and error.get("type") == "missing":
-            problems.append(
-                f"multipart field '{name}' is missing: send the image as form field '{name}' "
-                f"(curl -F {name}=@digit.png ...)"
-            )
+            if content_type.startswith("multipart/form-data"):
+                problems.append(f"multipart field '{name}' is missing: {how}")
+            else:
+                sent = content_type or "none"
+                problems.append(
+                    f"the request is not multipart/form-data (Content-Type: {sent}): {how}"
+                )
+        elif where == "body" and "UploadFile" in str(error.get("msg")):
+            problems.append(f"multipart field '{name}' holds text, not a file: {how}")
         elif where == "body":
             problems.append(f"multipart field '{name}': {error.get('msg')}")
         else:
@@ -98,7 +104,8 @@ def _describe_validation(exc: RequestValidationError) -> str:
 
 
 async def _validation_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
-    return JSONResponse({"detail": _describe_validation(exc)}, status_code=422)
+    content_type = request.headers.get("content-type", "").lower()
+    return JSONResponse({"detail": _describe_validation(exc, content_type)}, status_code=422)
 
 
 async def _rejected_handler(request: Request, exc: InputRejected) -> JSONResponse:

@@ -47,7 +47,9 @@ async def predict(
     workers: ImageWorkersDep,
     include_image: IncludeImage = False,
 ) -> Prediction:
-    prepared = await workers.prepare(await file.read(), include_image)
+    data = await file.read()
+    with predictor.expecting():
+        prepared = await workers.prepare(data, include_image)
     probabilities = await predictor.predict(prepared.tensor.unsqueeze(0))
     return to_prediction(probabilities[0], prepared.preview)
 
@@ -75,7 +77,9 @@ async def predict_batch(
             status_code=413,
             detail=f"{len(files)} files sent; at most {settings.max_batch_files} per request",
         )
-    outcomes = await workers.prepare_many([await f.read() for f in files], include_image)
+    uploads = [await f.read() for f in files]
+    with predictor.expecting():
+        outcomes = await workers.prepare_many(uploads, include_image)
     good = [outcome for outcome in outcomes if isinstance(outcome, Prepared)]
     rows = iter(await predictor.predict(torch.stack([p.tensor for p in good])) if good else ())
     results = []
