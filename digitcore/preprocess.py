@@ -9,7 +9,6 @@ function: :func:`decode_image`, :func:`to_mnist` (see :mod:`digitcore.mnistify`)
 from __future__ import annotations
 
 import io
-import warnings
 
 import numpy as np
 import torch
@@ -36,15 +35,15 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
     if not data:
         raise UnsupportedImageError("the uploaded file is empty")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise UnsupportedImageError(
             "the file is not an image in a supported format (PNG, JPEG, GIF, BMP, TIFF, WebP)"
         ) from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageTooLargeError(f"the image has more than {max_pixels:,} pixels") from None
+    except Image.DecompressionBombError:
+        raise ImageTooLargeError(
+            f"the image is too large to decode safely (the limit is {max_pixels:,} pixels)"
+        ) from None
     except Exception as exc:
         raise CorruptImageError(f"the image header could not be read: {exc}") from None
     if image.format not in SUPPORTED_FORMATS:
