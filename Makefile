@@ -1,0 +1,71 @@
+# Every command a person or CI needs; `make help` lists them.
+# Quick start: `make serve` (set up, fetch MNIST, train if needed, serve) and `make test`.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+MODEL  ?= models/mnist_cnn.pth
+ARGS   ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup data train model serve test pytest lint format browser bench bench-wild \
+        bench-train bench-load docker-lint compose-smoke predict clean
+
+help:  ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/.installed  ## virtual environment with the project and its dev tools
+
+data: setup  ## fetch and verify MNIST into data/MNIST/raw
+	$(BIN)/python -m trainer.data
+
+train: data  ## train the model (default recipe; ARGS="--epochs 3" etc.)
+	$(BIN)/python -m trainer --out $(MODEL) $(ARGS)
+
+$(MODEL): | data
+	$(BIN)/python -m trainer --out $(MODEL) --no-progress
+
+model: $(MODEL)  ## train only if $(MODEL) is missing
+
+serve: model  ## set up, fetch, train if needed, then serve on http://127.0.0.1:8000
+	MODEL_PATH=$(MODEL) $(BIN)/python -m service
+
+predict: model  ## predict images from the command line: make predict ARGS="digit.png scans/"
+	$(BIN)/mnist-predict --model $(MODEL) $(ARGS)
+
+browser:  ## Debian chromium for the page test (no-op when present)
+	bash scripts/install-browser.sh
+
+lint: setup  ## ruff lint and format check, hadolint and compose config
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	bash scripts/docker-lint.sh
+
+format: setup  ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+pytest: model browser  ## the pytest suite alone
+	MODEL_PATH=$(MODEL) $(BIN)/python -m pytest $(ARGS)
+
+test: lint pytest  ## everything CI runs: install, data, model, lint, the whole test suite
+
+bench-wild: model  ## accuracy on realistic uploads, naive vs ours, and pipeline cost
+	$(BIN)/python -m bench.wild --model $(MODEL)
+
+bench: bench-wild  ## all benchmarks
+
+docker-lint: setup  ## hadolint on the Dockerfile, docker compose config -q
+	bash scripts/docker-lint.sh
+
+compose-smoke: model  ## build and run the containers on a private Docker engine, post a digit
+	bash scripts/compose-smoke.sh
+
+clean:  ## remove caches and build outputs (keeps data/ and models/)
+	rm -rf .pytest_cache .ruff_cache build dist *.egg-info artifacts
