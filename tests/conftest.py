@@ -40,12 +40,13 @@ def mnist_test(mnist_root) -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.fixture(scope="session")
 def small_checkpoint(tmp_path_factory, mnist_root) -> Path:
     """A real Digit checkpoint trained for one epoch on 3,000 images (about 90% accurate)."""
-    from trainer.train import TrainConfig, run
     from digitcore.model import resolve_device
+    from trainer.train import TrainConfig, run
 
     out = tmp_path_factory.mktemp("small-model") / "small.pth"
-    config = TrainConfig(epochs=1, train_subset=3000, test_subset=500, out=out,
-                         data_root=mnist_root, progress=False)
+    config = TrainConfig(
+        epochs=1, train_subset=3000, test_subset=500, out=out, data_root=mnist_root, progress=False
+    )
     run(config, resolve_device("cpu"))
     return out
 
