@@ -2,14 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
-import httpx
 import numpy as np
 import pytest
 
@@ -17,50 +9,21 @@ from digitcore.preprocess import decode_image, to_mnist
 from predictor.engines import Prediction, RemoteEngine
 from predictor.local import LocalEngine
 from tests.predictor.conftest import truncated, write_digits
+from tests.servers import free_port, serve
 
-ROOT = Path(__file__).resolve().parents[2]
 SERVICE_MAX_BATCH_FILES = 8  # smaller than the predictor's --batch-size, so chunks get split
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def service_url(small_checkpoint, tmp_path_factory):
-    port = free_port()
-    env = {
-        **os.environ,
-        "MODEL_PATH": str(small_checkpoint),
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "DEVICE": "cpu",
-        "MAX_BATCH_FILES": str(SERVICE_MAX_BATCH_FILES),
-        "LOG_LEVEL": "warning",
+    settings = {
+        "model_path": str(small_checkpoint),
+        "device": "cpu",
+        "log_level": "warning",
+        "max_batch_files": str(SERVICE_MAX_BATCH_FILES),
     }
-    log = tmp_path_factory.mktemp("service") / "service.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service"], cwd=ROOT, env=env, stdout=out, stderr=out
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, f"service exited: {log.read_text()}"
-            assert time.monotonic() < deadline, f"service not ready: {log.read_text()}"
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with serve(tmp_path_factory.mktemp("service"), **settings) as server:
+        yield server.url
 
 
 def test_remote_answers_equal_local_answers(

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from service.__main__ import log_config, main
 from service.config import Settings
-from tests.service.conftest import SETTING_VARS
+from tests.servers import SETTING_VARS
 
 
 @pytest.fixture

@@ -11,13 +11,6 @@ from __future__ import annotations
 import base64
 import io
 import math
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -26,7 +19,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, sync_playwright
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.servers import ROOT, serve
+
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = ROOT / "artifacts" / "screenshots"
 BROWSER_ARGS = [
@@ -47,56 +41,11 @@ SETTLED = """() => {
 pytestmark = pytest.mark.timeout(300)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def running_service(model_path: Path, log_path: Path) -> Iterator[str]:
-    """``python -m service`` on a free loopback port, serving ``model_path``; yields its URL."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "MODEL_PATH": str(model_path),
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "DEVICE": "cpu",
-    }
-    url = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "service"], cwd=ROOT, env=env, stdout=log, stderr=log
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the service exited ({proc.returncode}):\n{log_path.read_text()}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the service was not ready within 120 s:\n{log_path.read_text()}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @pytest.fixture(scope="module")
 def service_url(default_model_path, tmp_path_factory):
-    log_path = tmp_path_factory.mktemp("page-service") / "service.log"
-    with running_service(default_model_path, log_path) as url:
-        yield url
+    folder = tmp_path_factory.mktemp("page-service")
+    with serve(folder, model_path=str(default_model_path), device="cpu") as server:
+        yield server.url
 
 
 @pytest.fixture(scope="module")
@@ -345,8 +294,8 @@ def test_phone_width_layout_and_touch_drawing(browser, service_url):
 
 
 def test_unreachable_service_is_reported_in_plain_words(browser, default_model_path, tmp_path):
-    with running_service(default_model_path, tmp_path / "service.log") as url:
-        page, problems = open_page(browser, url, viewport={"width": 1100, "height": 820})
+    with serve(tmp_path, model_path=str(default_model_path), device="cpu") as server:
+        page, problems = open_page(browser, server.url, viewport={"width": 1100, "height": 820})
     try:
         stroke(page, DRAWINGS[1][0])
         shown = settle(page)

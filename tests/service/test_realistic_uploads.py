@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from bench.realistic import SETS, generate
-from tests.service.conftest import serve
+from tests.servers import serve
 
 CHUNK_FILES = 16
 CHUNK_BYTES = 8 * 1024 * 1024  # under the service's default 10 MiB request limit

@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from tests.conftest import png_bytes
-from tests.service.conftest import ROOT, free_port, image_bytes, serve, server_env
+from tests.servers import ROOT, free_port, serve, server_env
+from tests.service.conftest import image_bytes
 
 UPLOAD_LIMIT = 256 * 1024
 
