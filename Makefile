@@ -8,7 +8,7 @@ MODEL  ?= models/mnist_cnn.pth
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data train model serve test pytest lint format browser bench bench-wild \
+.PHONY: help setup data train model serve check test pytest lint format browser bench bench-wild \
         bench-train bench-load docker-lint compose-smoke predict clean
 
 help:  ## list the commands
@@ -54,7 +54,9 @@ format: setup  ## apply ruff's fixes and formatting
 pytest: model browser  ## the pytest suite alone
 	MODEL_PATH=$(MODEL) $(BIN)/python -m pytest $(ARGS)
 
-test: lint pytest  ## everything CI runs: install, data, model, lint, the whole test suite
+check: lint pytest  ## lint and the pytest suite (test without the container smoke test)
+
+test: check compose-smoke  ## everything CI runs: install, data, model, lint, tests, container smoke
 
 bench-wild: model  ## accuracy on realistic uploads, naive vs ours, and pipeline cost
 	$(BIN)/python -m bench.wild --model $(MODEL)
@@ -64,7 +66,7 @@ bench: bench-wild  ## all benchmarks
 docker-lint: setup  ## hadolint on the Dockerfile, docker compose config -q
 	bash scripts/docker-lint.sh
 
-compose-smoke: model  ## build and run the containers on a private Docker engine, post a digit
+compose-smoke: data  ## build and run the containers on a private Docker engine, post a digit
 	bash scripts/compose-smoke.sh
 
 clean:  ## remove caches and build outputs (keeps data/ and models/)
