@@ -61,7 +61,10 @@ test: check compose-smoke  ## everything CI runs: install, data, model, lint, te
 bench-wild: model  ## accuracy on realistic uploads, naive vs ours, and pipeline cost
 	$(BIN)/python -m bench.wild --model $(MODEL)
 
-bench: bench-wild  ## all benchmarks
+bench-train: data  ## images/s of the training input pipeline and of the training step
+	$(BIN)/python -m bench.train_speed
+
+bench: bench-wild bench-train  ## all benchmarks
 
 docker-lint: setup  ## hadolint on the Dockerfile, docker compose config -q
 	bash scripts/docker-lint.sh
