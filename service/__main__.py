@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import subprocess
 import sys
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -21,6 +23,32 @@ def log_config(level: str) -> dict:
     config = copy.deepcopy(LOGGING_CONFIG)
     config["loggers"]["service"] = {"handlers": ["default"], "level": level.upper()}
     return config
+
+
+# Run in a child process: see checkpoint_problem.
+_CHECK = """
+import sys
+from digitcore.checkpoint import CheckpointError, load_checkpoint
+try:
+    load_checkpoint(sys.argv[1])
+except CheckpointError as exc:
+    sys.exit(str(exc))
+"""
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why the checkpoint cannot be served, or ``None``; read in a short-lived child process.
+
+    With several workers, this process only supervises them: importing torch here to read the
+    checkpoint would cost half a GiB of memory held for nothing while serving.
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", _CHECK, str(path)], capture_output=True, text=True, check=False
+    )
+    if result.returncode == 0:
+        return None
+    lines = result.stderr.strip().splitlines()
+    return lines[-1] if lines else f"checkpoint {path}: unreadable (exit {result.returncode})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,12 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     if settings.workers > 1:
-        from digitcore.checkpoint import CheckpointError, load_checkpoint
-
-        try:  # one clear line here rather than one per worker process
-            load_checkpoint(settings.model_path)
-        except CheckpointError as exc:
-            print(f"mnist-serve: {exc}", file=sys.stderr)
+        problem = checkpoint_problem(settings.model_path)
+        if problem:  # one clear line here rather than one per worker process
+            print(f"mnist-serve: {problem}", file=sys.stderr)
             return 1
         target = "service.app:app"
     else:

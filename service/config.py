@@ -36,6 +36,12 @@ class Settings(BaseSettings):
         1.0, ge=0, le=1000, description="how long a forward pass waits to gather more requests"
     )
     preprocess_threads: int = Field(4, ge=1, description="threads decoding uploads per worker")
+    forward_thread: Literal["auto", "on", "off"] = Field(
+        "auto", description="forward passes in a thread of their own: auto = on with CUDA only"
+    )
+    inline_max_pixels: int = Field(
+        4096, ge=0, description="PNGs up to this many pixels are decoded on the event loop"
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

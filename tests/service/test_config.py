@@ -28,6 +28,8 @@ def test_documented_defaults(clean_env):
     assert settings.max_batch_files == 64
     assert (settings.log_level, settings.workers, settings.torch_threads) == ("info", 1, 1)
     assert (settings.batch_max_size, settings.batch_wait_ms) == (64, 1.0)
+    assert (settings.preprocess_threads, settings.inline_max_pixels) == (4, 4096)
+    assert settings.forward_thread == "auto"
 
 
 def test_environment_variables_override(clean_env):
@@ -46,6 +48,8 @@ def test_environment_variables_override(clean_env):
         "BATCH_WAIT_MS": "0",
         "PREPROCESS_THREADS": "3",
         "ACCESS_LOG": "false",
+        "INLINE_MAX_PIXELS": "0",
+        "FORWARD_THREAD": "on",
     }
     for name, value in values.items():
         clean_env.setenv(name, value)
@@ -56,6 +60,7 @@ def test_environment_variables_override(clean_env):
     assert (settings.max_batch_files, settings.log_level) == (7, "debug")
     assert (settings.torch_threads, settings.batch_max_size, settings.batch_wait_ms) == (2, 16, 0)
     assert (settings.preprocess_threads, settings.access_log) == (3, False)
+    assert (settings.inline_max_pixels, settings.forward_thread) == (0, "on")
     assert set(values) == {name.upper() for name in Settings.model_fields}
 
 

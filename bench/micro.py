@@ -1,0 +1,127 @@
+"""Micro-benchmark of the parts of a ``/predict`` request, each alone, as a worker runs them.
+
+    python -m bench.micro [--model models/mnist_cnn.pth] [--out bench/results/micro.json]
+
+One torch thread and one BLAS thread (a serving worker's settings). For the 28x28 PNG and the
+640x480 JPEG photo of :mod:`bench.inputs`: reading the multipart body, decoding, the MNIST-style
+pipeline, tensor conversion and the whole preprocessing; then the forward pass at batch 1 and
+batch 64 (per image too), and the response: our direct JSON against FastAPI's pydantic model.
+The reference's naive steps are timed beside ours. Each figure is the median of 7 rounds of
+timed calls, in microseconds per call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+import time
+from pathlib import Path
+
+import httpx
+import torch
+from PIL import Image
+from threadpoolctl import threadpool_limits
+
+from bench.inputs import digit_inputs
+from digitcore.atomic import atomic_write
+from digitcore.checkpoint import load_model
+from digitcore.model import predict_probabilities
+from digitcore.preprocess import decode_image, preprocess, to_mnist, to_tensor
+from service.multipart import sole_file
+from service.routes.predict import prediction_json, to_prediction
+
+
+def per_call_us(function, budget_s: float = 0.3, rounds: int = 7) -> float:
+    """Median over ``rounds`` of the mean time of one call, each round about ``budget_s / 7``."""
+    started = time.perf_counter()
+    function()
+    once = max(time.perf_counter() - started, 1e-7)
+    calls = max(1, int(budget_s / rounds / once))
+    results = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for _ in range(calls):
+            function()
+        results.append((time.perf_counter() - started) / calls)
+    return 1e6 * statistics.median(results)
+
+
+def naive(data: bytes) -> torch.Tensor:
+    """The reference's steps (torchvision imported here only, as the naive app does)."""
+    from torchvision.transforms.functional import normalize, to_tensor
+
+    image = Image.open(io.BytesIO(data)).convert("L").resize((28, 28))
+    return normalize(to_tensor(image), [0.1307], [0.3081])
+
+
+def measure_input(key: str, name: str, data: bytes, add) -> None:
+    request = httpx.Request("POST", "http://x/predict", files={"file": (name, data)})
+    body, content_type = request.read(), request.headers["content-type"]
+    add(
+        "multipart body -> file bytes",
+        key,
+        per_call_us(lambda: sole_file(body, content_type, "file")),
+    )
+    add("decode", key, per_call_us(lambda: decode_image(data)))
+    image = decode_image(data)
+    add("MNIST-style pipeline (to_mnist)", key, per_call_us(lambda: to_mnist(image)))
+    mnist = to_mnist(image)
+    add("tensor conversion", key, per_call_us(lambda: to_tensor(mnist)))
+    add("preprocess (all of the above)", key, per_call_us(lambda: preprocess(data)))
+    add("naive: convert/resize/ToTensor", key, per_call_us(lambda: naive(data)), "reference")
+
+
+def measure(model: torch.nn.Module, uploads: dict[str, tuple[str, bytes]]) -> list[dict]:
+    rows = []
+
+    def add(part: str, input_: str, us: float, note: str = "") -> None:
+        rows.append({"part": part, "input": input_, "us": us, "note": note})
+        print(f"{part:34s} {input_:6s} {us:10.1f} us  {note}", flush=True)
+
+    for key, (name, data) in uploads.items():
+        measure_input(key, name, data, add)
+    tensor = preprocess(uploads["png"][1])[0]
+    for size in (1, 64):
+        batch = tensor.expand(size, -1, -1, -1).contiguous()
+        us = per_call_us(lambda b=batch: predict_probabilities(model, b))
+        add(f"forward batch {size}", "-", us, f"{us / size:.1f} us per image")
+    probabilities = predict_probabilities(model, tensor.unsqueeze(0))[0]
+    add("response: direct JSON", "-", per_call_us(lambda: prediction_json(probabilities, None)))
+    add(
+        "response: pydantic model_dump_json",
+        "-",
+        per_call_us(lambda: to_prediction(probabilities, None).model_dump_json()),
+        "what FastAPI's response_model costs",
+    )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Micro-benchmark of the parts of a request.")
+    parser.add_argument("--model", type=Path, default=Path("models/mnist_cnn.pth"))
+    parser.add_argument("--data", type=Path, default=Path("data"), help="MNIST root")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/micro.json"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    with threadpool_limits(limits=1, user_api="blas"):
+        model, _ = load_model(args.model)
+        rows = measure(model, digit_inputs(args.data))
+    with atomic_write(args.out, "w") as handle:
+        json.dump(
+            {"command": "python -m bench.micro", "unit": "us per call", "rows": rows},
+            handle,
+            indent=2,
+        )
+    print()
+    print("| part | input | µs per call | note |")
+    print("|---|---|---:|---|")
+    for row in rows:
+        print(f"| {row['part']} | {row['input']} | {row['us']:,.1f} | {row['note']} |")
+    print(f"written {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
