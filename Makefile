@@ -9,7 +9,7 @@ ARGS   ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup data train model serve check test pytest lint format browser bench bench-wild \
-        bench-train bench-load docker-lint compose-smoke predict clean
+        bench-train bench-load bench-micro bench-coldstart docker-lint compose-smoke predict clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -64,7 +64,16 @@ bench-wild: model  ## accuracy on realistic uploads, naive vs ours, and pipeline
 bench-train: data  ## images/s of the training input pipeline and of the training step
 	$(BIN)/python -m bench.train_speed
 
-bench: bench-wild bench-train  ## all benchmarks
+bench-load: model  ## wrk load test on loopback: /predict vs /healthz vs the naive baseline
+	$(BIN)/python -m bench.load --model $(MODEL) $(ARGS)
+
+bench-micro: model  ## micro-benchmark of the parts of a request
+	$(BIN)/python -m bench.micro
+
+bench-coldstart: model  ## process start to /readyz, resident memory per worker
+	$(BIN)/python -m bench.coldstart
+
+bench: bench-wild bench-train bench-load bench-micro bench-coldstart  ## all benchmarks
 
 docker-lint: setup  ## hadolint on the Dockerfile, docker compose config -q
 	bash scripts/docker-lint.sh

@@ -69,7 +69,7 @@ def measure_input(key: str, name: str, data: bytes, add) -> None:
     add("MNIST-style pipeline (to_mnist)", key, per_call_us(lambda: to_mnist(image)))
     mnist = to_mnist(image)
     add("tensor conversion", key, per_call_us(lambda: to_tensor(mnist)))
-    add("preprocess (all of the above)", key, per_call_us(lambda: preprocess(data)))
+    add("preprocess = decode + pipeline + tensor", key, per_call_us(lambda: preprocess(data)))
     add("naive: convert/resize/ToTensor", key, per_call_us(lambda: naive(data)), "reference")
 
 
@@ -88,9 +88,13 @@ def measure(model: torch.nn.Module, uploads: dict[str, tuple[str, bytes]]) -> li
         us = per_call_us(lambda b=batch: predict_probabilities(model, b))
         add(f"forward batch {size}", "-", us, f"{us / size:.1f} us per image")
     probabilities = predict_probabilities(model, tensor.unsqueeze(0))[0]
-    add("response: direct JSON", "-", per_call_us(lambda: prediction_json(probabilities, None)))
     add(
-        "response: pydantic model_dump_json",
+        "response: pydantic-core JSON + Response",
+        "-",
+        per_call_us(lambda: prediction_json(probabilities, None)),
+    )
+    add(
+        "response: Prediction model_dump_json",
         "-",
         per_call_us(lambda: to_prediction(probabilities, None).model_dump_json()),
         "what FastAPI's response_model costs",

@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(40_000_000, ge=1, description="decompression-bomb guard")
     max_batch_files: int = Field(64, ge=1, description="most files in one /predict/batch request")
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
-    workers: int = Field(1, ge=1, description="uvicorn worker processes")
+    workers: int = Field(1, ge=1, description="uvicorn worker processes (best: one per core)")
     access_log: bool = Field(True, description="log one line per request")
     torch_threads: int = Field(1, ge=1, description="torch intra-op threads per worker process")
     batch_max_size: int = Field(64, ge=1, description="most images in one forward pass")

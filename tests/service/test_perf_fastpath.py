@@ -202,11 +202,14 @@ async def test_tiny_uploads_prepared_together_keep_their_own_answers(served, mni
             assert a.json()["probabilities"] == pytest.approx(b.json()["probabilities"], abs=1e-5)
 
 
-@pytest.mark.parametrize(("setting", "threaded"), [("auto", False), ("off", False), ("on", True)])
+@pytest.mark.parametrize(
+    ("setting", "threaded"),
+    [("auto", torch.cuda.is_available()), ("off", False), ("on", True)],  # auto: CUDA only
+)
 async def test_forward_thread_setting(small_checkpoint, mnist_png_samples, setting, threaded):
     settings = make_settings(model_path=small_checkpoint, forward_thread=setting)
     async with running(settings) as (app, client):
-        assert app.state.predictor.forward_thread is threaded  # auto: a thread only with CUDA
+        assert app.state.predictor.forward_thread is threaded
         answers = await asyncio.gather(
             *(
                 client.post("/predict", files={"file": ("d.png", d)})
