@@ -25,8 +25,9 @@ from pathlib import Path
 import httpx
 
 from bench.inputs import digit_inputs
-from bench.load import ROOT, SERVICE_ENV, clean_env, free_port
+from bench.load import SERVICE_ENV
 from digitcore.atomic import atomic_write
+from tests.servers import ROOT, free_port, launched, server_env
 
 
 def rss_mib(pid: int) -> float:
@@ -56,50 +57,25 @@ def workers_of(pid: int, count: int) -> list[int]:
     return [k for k in children(pid) if "spawn_main" in Path(f"/proc/{k}/cmdline").read_text()]
 
 
-def one_start(model: Path, workers: int, png: bytes, load: bool) -> dict:
+def one_start(model: Path, workers: int, png: bytes, load: bool, log: Path) -> dict:
     port = free_port()
     settings = {**SERVICE_ENV, "MODEL_PATH": str(model), "WORKERS": str(workers)}
-    env = clean_env({**settings, "PORT": str(port)})
+    env = server_env(**settings, PORT=str(port))
+    argv = [sys.executable, "-m", "service"]
     started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=url, timeout=5) as client:
-            while True:
-                if process.poll() is not None:
-                    raise SystemExit(f"the service exited {process.returncode}")
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.perf_counter() - started > 180:
-                    raise SystemExit("the service was not ready in 180 s")
-                time.sleep(0.01)
-            ready_s = time.perf_counter() - started
-            time.sleep(1 if workers > 1 else 0)  # let every worker finish starting
-            result: dict = {"ready_s": ready_s, "server_rss_mib": rss_mib(process.pid)}
-            result["worker_rss_mib"] = [rss_mib(p) for p in workers_of(process.pid, workers)]
-            if load:
+    with launched(argv, env, port, log, timeout=180, poll=0.01) as server:
+        ready_s = time.perf_counter() - started
+        time.sleep(1 if workers > 1 else 0)  # let every worker finish starting
+        pid = server.process.pid
+        result: dict = {"ready_s": ready_s, "server_rss_mib": rss_mib(pid)}
+        result["worker_rss_mib"] = [rss_mib(p) for p in workers_of(pid, workers)]
+        if load:
+            with httpx.Client(base_url=server.url, timeout=5) as client:
                 for _ in range(2000):
                     response = client.post("/predict", files={"file": ("d.png", png)})
                     assert response.status_code == 200
-                pids = workers_of(process.pid, workers)
-                result["worker_rss_after_2000_mib"] = [rss_mib(p) for p in pids]
-            return result
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            result["worker_rss_after_2000_mib"] = [rss_mib(p) for p in workers_of(pid, workers)]
+        return result
 
 
 def import_times(top: int = 8) -> list[dict]:
@@ -107,7 +83,7 @@ def import_times(top: int = 8) -> list[dict]:
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", "import service.app"],
         cwd=ROOT,
-        env=clean_env({}),
+        env=server_env(),
         capture_output=True,
         text=True,
         check=True,
@@ -139,9 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no model at {args.model}: train one first (make model)")
     png = digit_inputs(args.data)["png"][1]
     rows = []
-    with tempfile.TemporaryDirectory():
+    with tempfile.TemporaryDirectory(prefix="bench-coldstart-") as tmp:
         for workers in args.workers:
-            runs = [one_start(model, workers, png, load=i == 0) for i in range(args.runs)]
+            log = Path(tmp) / f"server-{workers}.log"
+            runs = [one_start(model, workers, png, i == 0, log) for i in range(args.runs)]
             first = runs[0]
             row = {
                 "workers": workers,

@@ -26,32 +26,19 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from bench.inputs import digit_inputs
 from digitcore.atomic import atomic_write
-from service.config import Settings
+from tests.servers import ROOT, Server, free_port, launched, server_env
 
-ROOT = Path(__file__).resolve().parents[1]
 LUA = ROOT / "bench" / "wrk.lua"
 SERVICE_ENV = {"HOST": "127.0.0.1", "LOG_LEVEL": "warning", "ACCESS_LOG": "false"}
-
-
-@dataclass
-class Server:
-    name: str
-    url: str
-    process: subprocess.Popen
-    log: Path
 
 
 @dataclass(frozen=True)
@@ -60,12 +47,6 @@ class Target:
     server: str
     path: str
     upload: str | None  # key of the upload to POST, None for GET
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def ensure_wrk() -> str:
@@ -110,45 +91,6 @@ def cpu_seconds(pid: int) -> float:
         total += times.get(current, 0.0)
         todo.extend(children.get(current, []))
     return total
-
-
-def clean_env(settings: dict[str, str]) -> dict[str, str]:
-    """This environment without any service setting of the shell, plus ``settings``."""
-    ours = {field.upper() for field in Settings.model_fields}
-    env = {k: v for k, v in os.environ.items() if k.upper() not in ours}
-    env.update(settings)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    return env
-
-
-@contextmanager
-def start(name: str, argv: list[str], env: dict[str, str], port: int, ready: str, logs: Path):
-    """Run ``argv`` and yield a :class:`Server` once ``ready`` answers 200; stop it after."""
-    log = logs / f"{name}.log"
-    with open(log, "wb") as sink:
-        process = subprocess.Popen(argv, cwd=ROOT, env=clean_env(env), stdout=sink, stderr=sink)
-    server = Server(name, f"http://127.0.0.1:{port}", process, log)
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"{name} exited {process.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(server.url + ready, timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{name} not ready in 180 s:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def run_wrk(wrk: str, url: str, upload: Path | None, connections: int, seconds: int) -> dict:
@@ -345,14 +287,15 @@ def main(argv: list[str] | None = None) -> int:
         for name, env in configs.items():
             port = free_port()
             argv_ = [sys.executable, "-m", "service"]
-            servers[name] = stack.enter_context(
-                start(name, argv_, {**env, "PORT": str(port)}, port, "/readyz", work)
-            )
+            env_ = server_env(**{**env, "PORT": str(port)})
+            log = work / f"{name}.log"
+            servers[name] = stack.enter_context(launched(argv_, env_, port, log, timeout=180))
         if not args.no_naive:
             port = free_port()
             argv_ = [sys.executable, "-m", "bench.naive_app", "--model", str(model)]
             argv_ += ["--port", str(port)]
-            naive = start("naive", argv_, {}, port, "/healthz", work)
+            log = work / "naive.log"
+            naive = launched(argv_, server_env(), port, log, ready="/healthz", timeout=180)
             servers["naive"] = stack.enter_context(naive)
         for target in targets:  # warm every path up (first-request costs, lazy imports)
             server = servers[target.server]
@@ -379,7 +322,9 @@ def main(argv: list[str] | None = None) -> int:
             "platform": platform.platform(),
             "python": platform.python_version(),
         },
-        "service_settings": configs,
+        "service_settings": {  # the model as given, not this machine's absolute path
+            name: {**env, "MODEL_PATH": str(args.model)} for name, env in configs.items()
+        },
         "naive": None if args.no_naive else "bench/naive_app.py (torch default threads)",
         "duration_s": args.duration,
         "repeat": args.repeat,
@@ -391,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     with atomic_write(args.out, "w") as handle:
         json.dump(report, handle, indent=2)
     title = f"bench.load: WORKERS={args.workers}, {os.cpu_count()} CPUs, {args.duration:g} s/cell"
+    if args.repeat > 1:
+        title += f", median of {args.repeat} sweeps"
     plot(results, args.concurrency, args.out.with_suffix(".png"), title)
     print()
     print(markdown(results))

@@ -1,4 +1,8 @@
-"""A real ``python -m service`` on a free loopback port, for the end-to-end tests of any package."""
+"""A real server process on a free loopback port, ready when handed over, stopped after.
+
+The one place for starting ``python -m service`` (or the naive baseline) as a child process:
+the end-to-end tests of every package and the benchmarks in ``bench/`` both launch through it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +22,10 @@ from service.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTING_VARS = {name.upper() for name in Settings.model_fields}
+
+
+class ServerFailed(RuntimeError):
+    """The server exited, or did not answer its ready path in time; the message has its log."""
 
 
 def free_port() -> int:
@@ -45,34 +53,48 @@ class Server:
 
 
 @contextmanager
-def serve(tmp_path: Path, ready_timeout: float = 90, **settings: str) -> Iterator[Server]:
-    """``python -m service`` on a free loopback port, ready (``/readyz`` 200) when yielded."""
-    port = free_port()
-    log = tmp_path / f"server-{port}.log"
-    env = server_env(host="127.0.0.1", port=str(port), **settings)
+def launched(
+    argv: list[str],
+    env: Mapping[str, str],
+    port: int,
+    log: Path,
+    ready: str = "/readyz",
+    timeout: float = 90,
+    poll: float = 0.1,
+) -> Iterator[Server]:
+    """Run ``argv`` (serving on ``port``) from the project root; yield once ``ready`` gives 200."""
     with open(log, "wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service"], cwd=ROOT, env=env, stdout=sink, stderr=sink
-        )
+        process = subprocess.Popen(argv, cwd=ROOT, env=dict(env), stdout=sink, stderr=sink)
     server = Server(f"http://127.0.0.1:{port}", process, log)
     try:
-        deadline = time.monotonic() + ready_timeout
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"server exited {process.returncode}:\n{server.output()}")
-            try:
-                if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"server not ready in {ready_timeout}s:\n{server.output()}")
-            time.sleep(0.1)
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=2) as client:
+            while True:
+                if process.poll() is not None:
+                    raise ServerFailed(f"exited {process.returncode}:\n{server.output()}")
+                try:
+                    if client.get(server.url + ready).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise ServerFailed(f"not ready in {timeout:g} s:\n{server.output()}")
+                time.sleep(poll)
         yield server
     finally:
         process.terminate()
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def serve(tmp_path: Path, ready_timeout: float = 90, **settings: str) -> Iterator[Server]:
+    """``python -m service`` on a free loopback port, ready (``/readyz`` 200) when yielded."""
+    port = free_port()
+    env = server_env(host="127.0.0.1", port=str(port), **settings)
+    argv = [sys.executable, "-m", "service"]
+    with launched(argv, env, port, tmp_path / f"server-{port}.log", timeout=ready_timeout) as s:
+        yield s
