@@ -9,6 +9,7 @@ function: :func:`decode_image`, :func:`to_mnist` (see :mod:`digitcore.mnistify`)
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ from digitcore.errors import (
     ImageTooLargeError,
     UnsupportedImageError,
 )
-from digitcore.mnistify import mnistify
+from digitcore.mnistify import mnistify, mnistify_many
 
 SUPPORTED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "GIF", "BMP", "DIB", "TIFF", "WEBP"})
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -98,6 +99,28 @@ def preprocess(
     """Bytes -> (normalized 1x28x28 tensor, the 28x28 [0, 1] image the model sees)."""
     mnist = to_mnist(decode_image(data, max_pixels))
     return to_tensor(mnist), mnist
+
+
+def preprocess_many(
+    uploads: Sequence[bytes], max_pixels: int = DEFAULT_MAX_PIXELS
+) -> list[tuple[torch.Tensor, np.ndarray] | Exception]:
+    """:func:`preprocess` of each upload, or the exception it raised, in order.
+
+    MNIST-like uploads share their numpy work (:func:`~digitcore.mnistify.mnistify_many`).
+    """
+    decoded: list[Image.Image | Exception] = []
+    for data in uploads:
+        try:
+            decoded.append(decode_image(data, max_pixels))
+        except Exception as exc:
+            decoded.append(exc)
+    images = [image for image in decoded if isinstance(image, Image.Image)]
+    mnists = iter(mnistify_many(images))
+    results: list[tuple[torch.Tensor, np.ndarray] | Exception] = []
+    for image in decoded:
+        outcome = next(mnists) if isinstance(image, Image.Image) else image
+        results.append(outcome if isinstance(outcome, Exception) else (to_tensor(outcome), outcome))
+    return results
 
 
 def preview_png(mnist: np.ndarray) -> bytes:

@@ -2,17 +2,29 @@
 
 ``_on_black`` (an MNIST-like upload) must give the very crop that ``select_digit(ink_map(...))``
 gives, take most MNIST digits, and decline whatever the general steps treat differently;
-``_percentiles`` must equal ``np.percentile``.
+``_percentiles`` must equal ``np.percentile``, small arrays and large; uploads preprocessed
+together (``mnistify_many``, ``preprocess_many``) must come out as they do one at a time.
 """
 
 from __future__ import annotations
+
+import io
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from digitcore.errors import NoDigitFoundError
-from digitcore.mnistify import _on_black, _percentiles, ink_map, select_digit, to_luminance
+from digitcore.mnistify import (
+    _on_black,
+    _percentiles,
+    ink_map,
+    mnistify,
+    mnistify_many,
+    select_digit,
+    to_luminance,
+)
+from digitcore.preprocess import preprocess, preprocess_many
 
 
 def general(image: Image.Image) -> np.ndarray | None:
@@ -88,12 +100,76 @@ def test_what_the_general_steps_treat_differently_is_declined(case):
     assert _on_black(image) is None
 
 
-def test_percentiles_equal_numpy():
-    rng = np.random.default_rng(0)
-    for size in [1, 2, 3, 7, 100, 784, 5000]:
-        values = rng.random(size).astype(np.float32)
-        if size > 3:
-            values[: size // 3] = 0.25  # ties
-        for qs in [(90,), (0.5, 99.5), (50,), (0, 100)]:
-            expected = [float(np.percentile(values, q)) for q in qs]
-            assert _percentiles(values, *qs) == expected
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 100, 784, 5000, 70_000, 196_608])
+@pytest.mark.parametrize("shape", ["uniform", "ties", "sorted", "flat-top"])
+def test_percentiles_equal_numpy(size, shape):
+    """Small arrays take one partition; large ones read their tails (see _order_statistics)."""
+    rng = np.random.default_rng(size)
+    values = rng.normal(size=size).astype(np.float32)
+    if shape == "ties":
+        values = np.round(values * 4) / 4
+    elif shape == "sorted":
+        values = np.sort(values)
+    elif shape == "flat-top":
+        values[::3] = values.max()
+    for qs in [(90,), (0.5, 99.5), (50,), (0, 100), (12.5, 87.5)]:
+        expected = [float(np.percentile(values, q)) for q in qs]
+        assert _percentiles(values, *qs) == expected
+
+
+def outcome(function, *args):
+    try:
+        return function(*args)
+    except Exception as exc:
+        return exc
+
+
+def assert_same(together, alone):
+    if isinstance(alone, Exception):
+        assert type(together) is type(alone) and str(together) == str(alone)
+    elif isinstance(alone, tuple):
+        assert all(np.array_equal(a, b) for a, b in zip(together, alone, strict=True))
+    else:
+        assert np.array_equal(together, alone)
+
+
+def mixed_images(mnist_test) -> list[Image.Image]:
+    """MNIST digits among every kind the shortcut declines, in several sizes and modes."""
+    rng = np.random.default_rng(11)
+    digits = [Image.fromarray(p) for p in mnist_test[0][:40].numpy()]
+    bordered = np.array(digits[0])
+    bordered[0, 3] = 90
+    two = np.zeros((28, 28), dtype=np.uint8)
+    two[5:20, 4:7], two[5:20, 18:21] = 255, 255
+    others = [
+        Image.fromarray(bordered),
+        Image.fromarray(two),
+        Image.new("L", (28, 28), 0),
+        digits[1].convert("RGB"),
+        digits[2].resize((120, 120)),
+        *(Image.fromarray(blobs(rng, (30, 44), 2)) for _ in range(6)),
+    ]
+    images = digits + others
+    return [images[i] for i in rng.permutation(len(images))]
+
+
+def test_many_images_come_out_as_one_at_a_time(mnist_test):
+    images = mixed_images(mnist_test)
+    together = mnistify_many(images)
+    assert len(together) == len(images)
+    for image, result in zip(images, together, strict=True):
+        assert_same(result, outcome(mnistify, image))
+    assert any(isinstance(r, NoDigitFoundError) for r in together)
+
+
+def test_many_uploads_come_out_as_one_at_a_time(mnist_test):
+    uploads = []
+    for image in mixed_images(mnist_test)[:20]:
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        uploads.append(buffer.getvalue())
+    uploads += [b"", b"not an image", uploads[0][:60]]
+    together = preprocess_many(uploads)
+    for data, result in zip(uploads, together, strict=True):
+        assert_same(result, outcome(preprocess, data))
+    assert sum(isinstance(r, Exception) for r in together) >= 3
