@@ -128,17 +128,21 @@ def test_healthz_answers_while_predict_is_busy(server, digit_samples):
     assert after >= 10, f"only {after} of 40 predictions were still running when /healthz answered"
 
 
-def test_missing_checkpoint_stops_startup_with_one_clear_line(tmp_path):
-    missing = tmp_path / "no-such-model.pth"
-    env = server_env(model_path=str(missing), host="127.0.0.1", port=str(free_port()))
-    result = subprocess.run(
-        [sys.executable, "-m", "service"],
+def run_service(*args: str, **settings: str) -> subprocess.CompletedProcess:
+    """``python -m service ARGS`` with ``settings``, to its end (one that does not start)."""
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args],
         cwd=ROOT,
-        env=env,
+        env=server_env(**settings),
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_missing_checkpoint_stops_startup_with_one_clear_line(tmp_path):
+    missing = tmp_path / "no-such-model.pth"
+    result = run_service(model_path=str(missing), host="127.0.0.1", port=str(free_port()))
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "Traceback" not in output
@@ -150,44 +154,21 @@ def test_missing_checkpoint_stops_startup_with_one_clear_line(tmp_path):
 def test_corrupt_checkpoint_stops_startup_with_one_clear_line(tmp_path):
     corrupt = tmp_path / "corrupt.pth"
     corrupt.write_bytes(b"\x80\x02 this is not a checkpoint")
-    env = server_env(model_path=str(corrupt), port=str(free_port()))
-    result = subprocess.run(
-        [sys.executable, "-m", "service"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_service(model_path=str(corrupt), port=str(free_port()))
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "Traceback" not in output
     assert len([line for line in output.splitlines() if str(corrupt) in line]) == 1, output
 
 
 def test_invalid_setting_is_refused_clearly():
-    env = server_env(port="eighty", batch_wait_ms="-1")
-    result = subprocess.run(
-        [sys.executable, "-m", "service"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_service(port="eighty", batch_wait_ms="-1")
     assert result.returncode == 2
     assert "PORT" in result.stderr and "BATCH_WAIT_MS" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_help_lists_every_setting_with_its_default():
-    result = subprocess.run(
-        [sys.executable, "-m", "service", "--help"],
-        cwd=ROOT,
-        env=server_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_service("--help")
     assert result.returncode == 0
     for name, default in [("MODEL_PATH", "models/mnist_cnn.pth"), ("MAX_UPLOAD_BYTES", "10485760")]:
         assert any(name in line and default in line for line in result.stdout.splitlines())
