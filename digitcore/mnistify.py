@@ -112,8 +112,7 @@ def _crops_on_black(gray: np.ndarray) -> list[np.ndarray | None]:
         size = int(sizes[i])
         if size == 0 or border[i].any():
             continue
-        first = flat.shape[1] - size
-        (peak,) = _interpolated(lambda rank, i=i, first=first: ordered[i, first + rank], size, 90)
+        (peak,) = _interpolated(ordered[i, flat.shape[1] - size :].__getitem__, size, 90)
         if peak - NOISE_FLOOR >= MIN_CONTRAST:
             scale[i] = peak - NOISE_FLOOR
             candidates.append(i)
