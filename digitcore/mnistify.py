@@ -138,8 +138,11 @@ def _crops_on_black(gray: np.ndarray) -> list[np.ndarray | None]:
 
 def to_luminance(image: Image.Image) -> np.ndarray:
     """One float32 channel in [0, 1], at most ``WORKING_SIZE`` on its longest side."""
-    if max(image.size) > WORKING_SIZE:
+    if image.mode == "RGB" and "transparency" not in image.info:
+        image = image.convert("L")  # before shrinking: one channel to resize, not three
+    elif max(image.size) > WORKING_SIZE:
         image = image.copy()
+    if max(image.size) > WORKING_SIZE:
         image.thumbnail((WORKING_SIZE, WORKING_SIZE), Image.Resampling.BOX, reducing_gap=None)
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
