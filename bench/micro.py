@@ -26,8 +26,9 @@ from threadpoolctl import threadpool_limits
 from bench.inputs import digit_inputs
 from digitcore.atomic import atomic_write
 from digitcore.checkpoint import load_model
+from digitcore.mnistify import mnistify
 from digitcore.model import predict_probabilities
-from digitcore.preprocess import decode_image, preprocess, preprocess_many, to_mnist, to_tensor
+from digitcore.preprocess import decode_image, preprocess, to_tensor
 from service.multipart import sole_file
 from service.routes.predict import prediction_json, to_prediction
 
@@ -65,17 +66,10 @@ def measure_input(key: str, name: str, data: bytes, add) -> None:
     )
     add("decode", key, per_call_us(lambda: decode_image(data)))
     image = decode_image(data)
-    add("MNIST-style pipeline (to_mnist)", key, per_call_us(lambda: to_mnist(image)))
-    mnist = to_mnist(image)
+    add("MNIST-style pipeline (mnistify)", key, per_call_us(lambda: mnistify(image)))
+    mnist = mnistify(image)
     add("tensor conversion", key, per_call_us(lambda: to_tensor(mnist)))
-    add("preprocess = decode + pipeline + tensor", key, per_call_us(lambda: preprocess(data)))
-    burst = [data] * 16
-    add(
-        "preprocess, 16 uploads together",
-        key,
-        per_call_us(lambda: preprocess_many(burst)) / len(burst),
-        "per upload (preprocess_many, as a burst is served)",
-    )
+    add("preprocess = decode + pipeline + tensor", key, per_call_us(lambda: preprocess([data])))
     add("naive: convert/resize/ToTensor", key, per_call_us(lambda: naive(data)), "reference")
 
 

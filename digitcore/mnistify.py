@@ -15,13 +15,10 @@ picture differs (SPEC §4):
 5. :func:`place_by_mass` — paste into 28x28 with the centre of mass at (14, 14).
 
 An MNIST image passes through unchanged (its background is flat, its box already 20 px).
-Such an image (grayscale, small, pure black border, one connected digit) takes a shortcut,
-:func:`_on_black`, that computes exactly what the steps above would, in fewer numpy calls.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,97 +40,8 @@ EIGHT_NEIGHBOURS = np.ones((3, 3))
 
 def mnistify(image: Image.Image) -> np.ndarray:
     """Any picture of one digit -> 28x28 float32 in [0, 1], white ink on black, MNIST-placed."""
-    crop = _on_black(image)
-    if crop is None:
-        crop = select_digit(ink_map(to_luminance(image)))
+    crop = select_digit(ink_map(to_luminance(image)))
     return place_by_mass(fit_box(normalize_stroke(crop)))
-
-
-def mnistify_many(images: Sequence[Image.Image]) -> list[np.ndarray | Exception]:
-    """:func:`mnistify` of each image, or the exception it raised; the same results.
-
-    The MNIST-like images among them share the shortcut's numpy calls (:func:`_on_black_many`):
-    for a group of 28x28 uploads, half the cost of one :func:`mnistify` call each.
-    """
-    results: list[np.ndarray | Exception] = []
-    for image, crop in zip(images, _on_black_many(images), strict=True):
-        try:
-            if crop is None:
-                crop = select_digit(ink_map(to_luminance(image)))
-            results.append(place_by_mass(fit_box(normalize_stroke(crop))))
-        except Exception as exc:
-            results.append(exc)
-    return results
-
-
-def _on_black(image: Image.Image) -> np.ndarray | None:
-    """:func:`select_digit` of :func:`ink_map` for an MNIST-like upload, else ``None``.
-
-    Applies to a small grayscale image (no blur) whose border is pure black and whose ink is
-    one 8-connected component: then the background is flat zero with no noise, the polarity
-    is white on black, nothing touches the border and there is nothing to drop, so the steps
-    reduce to the contrast stretch and the crop, computed with the same expressions.
-    Anything else, including every case that raises, returns ``None`` for the full path.
-    """
-    return _on_black_many([image])[0]
-
-
-def _on_black_many(images: Sequence[Image.Image]) -> list[np.ndarray | None]:
-    """:func:`_on_black` of each image; images of one size are stacked and computed together.
-
-    Stacked vertically, images with black borders keep their components apart, so one
-    ``ndimage.label`` call labels them all, and sorting the stack's rows gives each image's
-    order statistics.
-    """
-    crops: list[np.ndarray | None] = [None] * len(images)
-    groups: dict[tuple[int, int], list[int]] = {}
-    for index, image in enumerate(images):
-        if image.mode == "L" and "transparency" not in image.info and min(image.size) < 96:
-            groups.setdefault(image.size, []).append(index)
-    for members in groups.values():
-        gray = np.stack([np.asarray(images[i]) for i in members]).astype(np.float32) / 255
-        for i, crop in zip(members, _crops_on_black(gray), strict=True):
-            crops[i] = crop
-    return crops
-
-
-def _crops_on_black(gray: np.ndarray) -> list[np.ndarray | None]:
-    """:func:`_on_black`'s crop (or ``None``) for each image of a k x h x w luminance stack."""
-    count, height, width = gray.shape
-    crops: list[np.ndarray | None] = [None] * count
-    border = np.concatenate([gray[:, [0, -1], :], gray[:, :, [0, -1]].transpose(0, 2, 1)], 2)
-    flat = gray.reshape(count, -1)
-    strong = flat > NOISE_FLOOR  # ink_map with background 0, noise 0, floor NOISE_FLOOR
-    sizes = strong.sum(1)
-    ordered = np.sort(np.where(strong, flat, -1.0), axis=1)  # each image's strong values last
-    scale = np.ones(count, dtype=np.float32)
-    candidates = []
-    for i in range(count):
-        size = int(sizes[i])
-        if size == 0 or border[i].any():
-            continue
-        (peak,) = _interpolated(ordered[i, flat.shape[1] - size :].__getitem__, size, 90)
-        if peak - NOISE_FLOOR >= MIN_CONTRAST:
-            scale[i] = peak - NOISE_FLOOR
-            candidates.append(i)
-    if not candidates:
-        return crops
-    ink = np.clip((gray[candidates] - NOISE_FLOOR) / scale[candidates, None, None], 0.0, 1.0)
-    ink = ink.astype(np.float32)
-    labels, _ = ndimage.label((ink > 0).reshape(-1, width), structure=EIGHT_NEIGHBOURS)
-    owners = [[] for _ in candidates]
-    for rows, cols in ndimage.find_objects(labels):
-        owner = rows.start // height
-        owners[owner].append((slice(rows.start - owner * height, rows.stop - owner * height), cols))
-    has_strong = (ink >= 0.5).any(axis=(1, 2))
-    smallest = max(3, 0.04 * max(height, width))
-    for k, i in enumerate(candidates):
-        if len(owners[k]) != 1 or not has_strong[k]:
-            continue
-        rows, cols = owners[k][0]
-        if max(rows.stop - rows.start, cols.stop - cols.start) >= smallest:
-            crops[i] = np.ascontiguousarray(ink[k, rows, cols])
-    return crops
 
 
 def to_luminance(image: Image.Image) -> np.ndarray:
@@ -175,7 +83,7 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     if noise == 0.0:  # a flat, noiseless background: the extremes are the ink
         dark, bright = -float(residual.min()), float(residual.max())
     else:
-        low, high = _percentiles(residual.ravel(), 0.5, 99.5)
+        low, high = np.percentile(residual, [0.5, 99.5])
         dark, bright = -low, high
     ink = -residual if dark > bright else residual
     floor = max(4.0 * noise, NOISE_FLOOR)
@@ -184,77 +92,10 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
         raise NoDigitFoundError(
             "no digit found: the image is blank (no ink against the background)"
         )
-    (peak,) = _percentiles(strong, 90)
+    peak = float(np.percentile(strong, 90))
     if peak - floor < MIN_CONTRAST:
         raise NoDigitFoundError("no digit found: nothing stands out from the background")
     return np.clip((ink - floor) / (peak - floor), 0.0, 1.0).astype(np.float32)
-
-
-def _percentiles(values: np.ndarray, *qs: float) -> list[float]:
-    """``np.percentile(values, q)`` for each ``q`` of a 1-D float array, in one selection.
-
-    The same order statistics and numpy's own interpolation formula (linear method, in the
-    array's precision), so the same results as separate ``np.percentile`` calls, for less.
-    """
-    last = values.size - 1
-    positions = [last * (q / 100) for q in qs]
-    ordered = _order_statistics(
-        values, {min(int(p) + step, last) for p in positions for step in (0, 1)}
-    )
-    return _interpolated(ordered.__getitem__, values.size, *qs)
-
-
-def _interpolated(ordered: Callable[[int], np.floating], size: int, *qs: float) -> list[float]:
-    """numpy's linear-method percentiles ``qs`` of ``size`` values, given ``ordered(rank)``."""
-    last = size - 1
-    results = []
-    for q in qs:
-        position = last * (q / 100)
-        below = int(position)
-        if below >= last:
-            results.append(float(ordered(last)))
-            continue
-        gamma = position - below
-        a, b = ordered(below), ordered(below + 1)
-        step = b - a
-        results.append(float(b - step * (1 - gamma) if gamma >= 0.5 else a + step * gamma))
-    return results
-
-
-def _order_statistics(values: np.ndarray, ranks: set[int]) -> dict[int, np.floating]:
-    """The values at ``ranks`` (0 = smallest) of a 1-D array, as ``np.partition`` gives them.
-
-    In a large array a rank in a tail is read among the values beyond a threshold taken from a
-    sample: they are exactly the smallest (or largest) values, so ranks carry over. Other
-    ranks, or a threshold that falls short, take a partition of the whole array.
-    """
-    size = values.size
-    found: dict[int, np.floating] = {}
-    if size > 65536:
-        sample = np.sort(values[:: size // 1024])
-        spacing = size / sample.size
-        low = sorted(r for r in ranks if r < size // 8)
-        if low:
-            need = low[-1] + 1  # values <= threshold must include ranks 0..low[-1]
-            threshold = sample[min(sample.size - 1, int(2 * need / spacing) + 8)]
-            part = values[values <= threshold]
-            if part.size >= need:
-                chosen = np.partition(part, low)
-                found.update((r, chosen[r]) for r in low)
-        high = sorted(r for r in ranks if r >= size - size // 8)
-        if high:
-            need = size - high[0]  # values >= threshold must include ranks high[0]..size-1
-            threshold = sample[max(0, sample.size - 1 - int(2 * need / spacing) - 8)]
-            part = values[values >= threshold]
-            if part.size >= need:
-                offset = size - part.size
-                chosen = np.partition(part, [r - offset for r in high])
-                found.update((r, chosen[r - offset]) for r in high)
-    rest = sorted(ranks - found.keys())
-    if rest:
-        chosen = np.partition(values, rest)
-        found.update((r, chosen[r]) for r in rest)
-    return found
 
 
 def _fit_background(gray: np.ndarray, rounds: int = 4) -> tuple[np.ndarray | np.float32, float]:

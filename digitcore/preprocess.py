@@ -2,8 +2,9 @@
 
 Every caller (serving, training-time normalization, the predictor, the benchmarks) uses
 these functions, so the model always sees what it was trained on. Each step is a small
-function: :func:`decode_image`, :func:`to_mnist` (see :mod:`digitcore.mnistify`),
-:func:`to_tensor`/:func:`normalize`, and :func:`preview_png` for showing what the model saw.
+function: :func:`decode_image`, :func:`~digitcore.mnistify.mnistify`, :func:`to_tensor` /
+:func:`normalize`, and :func:`preview_png` for showing what the model saw; :func:`preprocess`
+runs them all over a list of uploads.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from digitcore import MNIST_MEAN, MNIST_STD, WORKING_SIZE
 from digitcore.errors import (
-    CorruptImageError,
+    CorruptException,
+    Exception,
     ImageTooLargeError,
-    UnsupportedImageError,
+    UnsupportedException,
 )
-from digitcore.mnistify import mnistify, mnistify_many
+from digitcore.mnistify import mnistify
 
 SUPPORTED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "GIF", "BMP", "DIB", "TIFF", "WEBP"})
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -34,11 +36,11 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
     large JPEGs reduced (``draft``), and applies the EXIF orientation.
     """
     if not data:
-        raise UnsupportedImageError("the uploaded file is empty")
+        raise UnsupportedException("the uploaded file is empty")
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        raise UnsupportedImageError(
+        raise UnsupportedException(
             "the file is not an image in a supported format (PNG, JPEG, GIF, BMP, TIFF, WebP)"
         ) from None
     except Image.DecompressionBombError:
@@ -46,9 +48,9 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
             f"the image is too large to decode safely (the limit is {max_pixels:,} pixels)"
         ) from None
     except Exception as exc:
-        raise CorruptImageError(f"the image header could not be read: {exc}") from None
+        raise CorruptException(f"the image header could not be read: {exc}") from None
     if image.format not in SUPPORTED_FORMATS:
-        raise UnsupportedImageError(
+        raise UnsupportedException(
             f"image format {image.format} is not supported (use PNG, JPEG, GIF, BMP, TIFF or WebP)"
         )
     width, height = image.size
@@ -58,7 +60,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
             f"the limit is {max_pixels:,}"
         )
     if width < 1 or height < 1:
-        raise CorruptImageError("the image has no pixels")
+        raise CorruptException("the image has no pixels")
     try:
         if image.format in {"JPEG", "MPO"} and max(width, height) > WORKING_SIZE:
             image.draft(
@@ -68,9 +70,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
         image.load()
         image = ImageOps.exif_transpose(image)
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-        raise CorruptImageError(
-            f"the {image.format} image is corrupt or truncated: {exc}"
-        ) from None
+        raise CorruptException(f"the {image.format} image is corrupt or truncated: {exc}") from None
     return image
 
 
@@ -88,38 +88,23 @@ def to_tensor(mnist: np.ndarray) -> torch.Tensor:
     return torch.from_numpy((pixels - MNIST_MEAN) / MNIST_STD).unsqueeze(0)
 
 
-def to_mnist(image: Image.Image) -> np.ndarray:
-    """Any picture of one digit -> 28x28 float32 in [0, 1], white ink on black, MNIST-placed."""
-    return mnistify(image)
-
-
 def preprocess(
-    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS
-) -> tuple[torch.Tensor, np.ndarray]:
-    """Bytes -> (normalized 1x28x28 tensor, the 28x28 [0, 1] image the model sees)."""
-    mnist = to_mnist(decode_image(data, max_pixels))
-    return to_tensor(mnist), mnist
-
-
-def preprocess_many(
     uploads: Sequence[bytes], max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> list[tuple[torch.Tensor, np.ndarray] | Exception]:
-    """:func:`preprocess` of each upload, or the exception it raised, in order.
+    """Each upload -> (normalized 1x28x28 tensor, the 28x28 [0, 1] image the model sees).
 
-    MNIST-like uploads share their numpy work (:func:`~digitcore.mnistify.mnistify_many`).
+    The one entry point of the pipeline; one upload is ``preprocess([data])``. A bad upload's
+    exception (an :class:`~digitcore.errors.ImageInputError` for a bad image) takes its place
+    in the list, so one bad file never costs the others their answers.
     """
-    decoded: list[Image.Image | Exception] = []
+    results: list[tuple[torch.Tensor, np.ndarray] | Exception] = []
     for data in uploads:
         try:
-            decoded.append(decode_image(data, max_pixels))
+            mnist = mnistify(decode_image(data, max_pixels))
         except Exception as exc:
-            decoded.append(exc)
-    images = [image for image in decoded if isinstance(image, Image.Image)]
-    mnists = iter(mnistify_many(images))
-    results: list[tuple[torch.Tensor, np.ndarray] | Exception] = []
-    for image in decoded:
-        outcome = next(mnists) if isinstance(image, Image.Image) else image
-        results.append(outcome if isinstance(outcome, Exception) else (to_tensor(outcome), outcome))
+            results.append(exc)
+            continue
+        results.append((to_tensor(mnist), mnist))
     return results
 
 

@@ -13,8 +13,9 @@ import torch
 
 from digitcore.checkpoint import CheckpointError, file_sha256, load_model
 from digitcore.errors import ImageInputError
+from digitcore.mnistify import mnistify
 from digitcore.model import predict_probabilities, resolve_device
-from digitcore.preprocess import decode_image, to_mnist, to_tensor
+from digitcore.preprocess import decode_image, to_tensor
 from predictor.engines import Answer, EngineError, Prediction, describe_model
 
 
@@ -40,7 +41,7 @@ class LocalEngine:
         views: list[np.ndarray] = []
         for _, data in items:
             try:
-                mnist = to_mnist(decode_image(data))
+                mnist = mnistify(decode_image(data))
                 tensor = to_tensor(mnist)
             except ImageInputError as exc:
                 answers.append(str(exc))

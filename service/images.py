@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from digitcore.preprocess import preprocess_many, preview_png
+from digitcore.preprocess import preprocess, preview_png
 from service.errors import InputRejected, rejection
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -46,11 +46,11 @@ def prepare_many(
 ) -> list[Prepared | InputRejected]:
     """:func:`prepare` for each upload, previews where asked, each rejection in its place.
 
-    Preprocessed together (:func:`~digitcore.preprocess.preprocess_many`): MNIST-like uploads
+    Preprocessed together (:func:`~digitcore.preprocess.preprocess`): MNIST-like uploads
     share their numpy work.
     """
     outcomes: list[Prepared | InputRejected] = []
-    results = preprocess_many(uploads, max_pixels)
+    results = preprocess(uploads, max_pixels)
     for result, include_image in zip(results, include_images, strict=True):
         if isinstance(result, Exception):
             outcomes.append(rejection(result))

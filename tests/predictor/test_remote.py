@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from digitcore.preprocess import decode_image, to_mnist
+from digitcore.mnistify import mnistify
+from digitcore.preprocess import decode_image
 from predictor.engines import Prediction, RemoteEngine
 from predictor.local import LocalEngine
 from tests.predictor.conftest import truncated, write_digits
@@ -68,7 +69,7 @@ def test_remote_model_view_is_the_pipelines(mnist_png_samples, small_checkpoint,
     local = LocalEngine(small_checkpoint, "cpu").predict(items, with_images=True)
     for (_, data), there, here in zip(items, answers, local, strict=True):
         assert isinstance(there, Prediction) and isinstance(here, Prediction)
-        expected = to_mnist(decode_image(data))
+        expected = mnistify(decode_image(data))
         np.testing.assert_allclose(here.model_view, expected)
         np.testing.assert_allclose(there.model_view, expected, atol=1 / 255)
 

@@ -217,7 +217,7 @@ async def test_forward_thread_setting(small_checkpoint, mnist_png_samples, setti
             )
         )
     model, _ = load_model(small_checkpoint)
-    batch = torch.stack([preprocess(d)[0] for d, _ in mnist_png_samples[:8]])
+    batch = torch.stack([preprocess([d])[0][0] for d, _ in mnist_png_samples[:8]])
     with torch.inference_mode():
         expected = model(batch).argmax(1).tolist()
     assert [r.json()["digit"] for r in answers] == expected
