@@ -18,10 +18,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from digitcore import MNIST_MEAN, MNIST_STD, WORKING_SIZE
 from digitcore.errors import (
-    CorruptException,
-    Exception,
+    CorruptImageError,
     ImageTooLargeError,
-    UnsupportedException,
+    UnsupportedImageError,
 )
 from digitcore.mnistify import mnistify
 
@@ -36,11 +35,11 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
     large JPEGs reduced (``draft``), and applies the EXIF orientation.
     """
     if not data:
-        raise UnsupportedException("the uploaded file is empty")
+        raise UnsupportedImageError("the uploaded file is empty")
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        raise UnsupportedException(
+        raise UnsupportedImageError(
             "the file is not an image in a supported format (PNG, JPEG, GIF, BMP, TIFF, WebP)"
         ) from None
     except Image.DecompressionBombError:
@@ -48,9 +47,9 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
             f"the image is too large to decode safely (the limit is {max_pixels:,} pixels)"
         ) from None
     except Exception as exc:
-        raise CorruptException(f"the image header could not be read: {exc}") from None
+        raise CorruptImageError(f"the image header could not be read: {exc}") from None
     if image.format not in SUPPORTED_FORMATS:
-        raise UnsupportedException(
+        raise UnsupportedImageError(
             f"image format {image.format} is not supported (use PNG, JPEG, GIF, BMP, TIFF or WebP)"
         )
     width, height = image.size
@@ -60,7 +59,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
             f"the limit is {max_pixels:,}"
         )
     if width < 1 or height < 1:
-        raise CorruptException("the image has no pixels")
+        raise CorruptImageError("the image has no pixels")
     try:
         if image.format in {"JPEG", "MPO"} and max(width, height) > WORKING_SIZE:
             image.draft(
@@ -70,7 +69,9 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
         image.load()
         image = ImageOps.exif_transpose(image)
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-        raise CorruptException(f"the {image.format} image is corrupt or truncated: {exc}") from None
+        raise CorruptImageError(
+            f"the {image.format} image is corrupt or truncated: {exc}"
+        ) from None
     return image
 
 
