@@ -27,6 +27,6 @@ def digit_inputs(root: Path = Path("data")) -> dict[str, tuple[str, bytes]]:
     digit = images[INDEX].numpy()
     buffer = io.BytesIO()
     Image.fromarray(digit).save(buffer, format="PNG")
-    jpeg = photo(digit, np.random.default_rng(SEED))
+    jpeg, _ = photo(digit, np.random.default_rng(SEED))
     assert Image.open(io.BytesIO(jpeg)).size == (640, 480)
     return {"png": ("digit.png", buffer.getvalue()), "jpeg": ("photo.jpg", jpeg)}

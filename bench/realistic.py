@@ -25,6 +25,7 @@ class Sample:
     data: bytes
     label: int
     name: str
+    box: tuple[int, int, int, int]  # the ink's box (x0, y0, x1, y1) in the upright upload
 
 
 def _upscale(digit: np.ndarray, size: int) -> np.ndarray:
@@ -66,61 +67,63 @@ def _paper(rng: np.random.Generator, shape: tuple[int, int], ink: np.ndarray) ->
     return gray[..., None] * tint * 255
 
 
-def photo(digit: np.ndarray, rng: np.random.Generator) -> bytes:
+def photo(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
     """Ink on paper, photographed: off-centre, small tilt, uneven light, noise, JPEG."""
     size = int(rng.integers(120, 260))
     ink = ndimage.rotate(_upscale(digit, size), rng.uniform(-6, 6), reshape=True, order=1)
     h, w = 480, 640
     canvas = np.zeros((h, w), dtype=np.float32)
     _paste(canvas, ink, rng)
-    return _encode(_paper(rng, (h, w), canvas), "JPEG", quality=int(rng.integers(60, 90)))
+    return _encode(_paper(rng, (h, w), canvas), "JPEG", quality=int(rng.integers(60, 90))), _box(
+        canvas
+    )
 
 
-def canvas_transparent(digit: np.ndarray, rng: np.random.Generator) -> bytes:
+def canvas_transparent(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
     """A web canvas export: transparent background, black strokes, the ink in alpha."""
     ink = _upscale(digit, 280)
     rgba = np.zeros((280, 280, 4), dtype=np.float32)
     rgba[..., 3] = ink * 255
-    return _encode(rgba, "PNG", mode="RGBA")
+    return _encode(rgba, "PNG", mode="RGBA"), _box(ink)
 
 
-def canvas_white(digit: np.ndarray, rng: np.random.Generator) -> bytes:
+def canvas_white(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
     """A white canvas with a smallish digit drawn off-centre."""
     size = int(rng.integers(90, 200))
     canvas = np.zeros((400, 400), dtype=np.float32)
     _paste(canvas, _upscale(digit, size), rng)
     gray = 255 * (1 - canvas)
-    return _encode(np.repeat(gray[..., None], 3, axis=2), "PNG", mode="RGB")
+    return _encode(np.repeat(gray[..., None], 3, axis=2), "PNG", mode="RGB"), _box(canvas)
 
 
-def marker(digit: np.ndarray, rng: np.random.Generator) -> bytes:
+def marker(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
     """Thick felt marker on white paper."""
     ink = ndimage.grey_dilation(_upscale(digit, 280), size=(int(rng.integers(14, 22)),) * 2)
     canvas = np.zeros((360, 360), dtype=np.float32)
     _paste(canvas, ink, rng, margin=20)
     gray = 250 * (1 - canvas) + 15 * canvas
-    return _encode(gray, "PNG", mode="L")
+    return _encode(gray, "PNG", mode="L"), _box(canvas)
 
 
-def pencil(digit: np.ndarray, rng: np.random.Generator) -> bytes:
+def pencil(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
     """Thin grey pencil on textured paper, scanned (JPEG)."""
     ink = ndimage.grey_erosion(_upscale(digit, 300), size=(int(rng.integers(7, 11)),) * 2)
     ink = 0.6 * ink
     canvas = np.zeros((380, 380), dtype=np.float32)
     _paste(canvas, ink, rng, margin=20)
-    return _encode(_paper(rng, canvas.shape, canvas), "JPEG", quality=85)
+    return _encode(_paper(rng, canvas.shape, canvas), "JPEG", quality=85), _box(canvas)
 
 
-def non_square(digit: np.ndarray, rng: np.random.Generator) -> bytes:
+def non_square(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
     """A wide or tall frame (a strip of a form) with the digit somewhere in it."""
     h, w = (200, 700) if rng.random() < 0.5 else (640, 220)
     size = int(rng.integers(110, 180))
     canvas = np.zeros((h, w), dtype=np.float32)
     _paste(canvas, _upscale(digit, size), rng)
-    return _encode(_paper(rng, (h, w), canvas), "PNG", mode="RGB")
+    return _encode(_paper(rng, (h, w), canvas), "PNG", mode="RGB"), _box(canvas)
 
 
-def phone(digit: np.ndarray, rng: np.random.Generator) -> bytes:
+def phone(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
     """A 3000x4000 phone photo, stored rotated with an EXIF orientation tag."""
     size = int(rng.integers(900, 1500))
     ink = _upscale(digit, size)
@@ -131,10 +134,186 @@ def phone(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     stored = np.rot90(rgb, k=1)  # the sensor's orientation; EXIF 6 turns it back upright
     exif = Image.Exif()
     exif[0x0112] = 6
-    return _encode(np.ascontiguousarray(stored), "JPEG", quality=85, exif=exif.tobytes())
+    data = _encode(np.ascontiguousarray(stored), "JPEG", quality=85, exif=exif.tobytes())
+    return data, _box(canvas)
 
 
-SETS: dict[str, tuple[Callable[[np.ndarray, np.random.Generator], bytes], int]] = {
+def _box(ink: np.ndarray) -> tuple[int, int, int, int]:
+    """The ink's box as (x0, y0, x1, y1), right and bottom exclusive."""
+    top, bottom, left, right = _ink_box(ink)
+    return left, top, right, bottom
+
+
+def _ink_box(ink: np.ndarray, level: float = 0.15) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of where ``ink`` exceeds ``level``, bottom/right exclusive."""
+    rows, cols = np.nonzero(ink > level)
+    return int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+
+
+def _cropped(pixels: np.ndarray, ink: np.ndarray, margins: tuple[int, int, int, int]):
+    """``pixels`` cut to the ink's box grown by ``margins`` (top, bottom, left, right) px.
+
+    A negative margin cuts into the ink. Returns the crop and the ink's box in its pixels.
+    """
+    top, bottom, left, right = _ink_box(ink)
+    height, width = ink.shape
+    y0, y1 = max(0, top - margins[0]), min(height, bottom + margins[1])
+    x0, x1 = max(0, left - margins[2]), min(width, right + margins[3])
+    box = (max(0, left - x0), max(0, top - y0), min(x1, right) - x0, min(y1, bottom) - y0)
+    return pixels[y0:y1, x0:x1], box
+
+
+def _on_sheet(ink: np.ndarray, rng: np.random.Generator, kind: str) -> tuple[bytes, str]:
+    """``ink`` (in [0, 1]) on one of the backgrounds people send, encoded as they send it."""
+    if kind == "photo":
+        return _encode(_paper(rng, ink.shape, ink), "JPEG", quality=int(rng.integers(60, 92)))
+    if kind == "scan":
+        level = rng.uniform(228, 250)
+        gray = level * (1 - ink) + rng.uniform(10, 50) * ink + rng.normal(0, 2.5, ink.shape)
+        return (
+            _encode(gray, "JPEG", quality=90, mode="L")
+            if rng.random() < 0.5
+            else _encode(gray, "PNG", mode="L")
+        )
+    if kind == "canvas_white":
+        return _encode(np.repeat((255 * (1 - ink))[..., None], 3, axis=2), "PNG", mode="RGB")
+    if kind == "canvas_transparent":
+        rgba = np.zeros((*ink.shape, 4), dtype=np.float32)
+        rgba[..., 3] = ink * 255
+        return _encode(rgba, "PNG", mode="RGBA")
+    if kind == "pencil":
+        thin = ndimage.grey_erosion(ink, size=(max(2, ink.shape[0] // 45),) * 2)
+        return _encode(_paper(rng, ink.shape, 0.6 * thin), "JPEG", quality=85)
+    if kind == "coloured":
+        return _encode(_coloured(rng, ink), "JPEG", quality=int(rng.integers(70, 95)))
+    raise ValueError(kind)
+
+
+SHEETS = ("photo", "scan", "canvas_white", "canvas_transparent", "pencil", "coloured")
+PAPERS = {  # paper colours people write on: white, cream, yellow, pink, blue, green, kraft
+    "cream": (245, 238, 215), "yellow": (250, 238, 140), "pink": (250, 205, 215),
+    "blue": (190, 215, 245), "green": (200, 235, 195), "kraft": (200, 165, 120),
+}  # fmt: skip
+PENS = {"black": (25, 25, 30), "blue": (25, 45, 150), "red": (170, 30, 35), "green": (20, 90, 40)}
+
+
+def _coloured(rng: np.random.Generator, ink: np.ndarray) -> np.ndarray:
+    """Coloured or off-white paper, a coloured pen, light and noise: float RGB 0-255."""
+    paper = np.array(PAPERS[rng.choice(list(PAPERS))], dtype=np.float32)
+    pen = np.array(PENS[rng.choice(list(PENS))], dtype=np.float32)
+    h, w = ink.shape
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    light = 0.85 + 0.15 * (xx * rng.uniform(-1, 1) + yy * rng.uniform(-1, 1))
+    rgb = (paper * (1 - ink[..., None]) + pen * ink[..., None]) * light[..., None]
+    return rgb + rng.normal(0, 3, (h, w, 1))
+
+
+def _digit_ink(digit: np.ndarray, rng: np.random.Generator, low: int, high: int) -> np.ndarray:
+    """The digit as ink of a random size, slightly tilted, padded with room around it."""
+    ink = ndimage.rotate(_upscale(digit, int(rng.integers(low, high))), rng.uniform(-6, 6), order=1)
+    pad = ink.shape[0] // 4
+    return np.pad(np.clip(ink, 0, 1), pad)
+
+
+def tight_crop(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
+    """Any background, cropped to the ink with 0-5 px on each side (a cropping tool's result)."""
+    ink = _digit_ink(digit, rng, 40, 360)
+    crop, box = _cropped(ink, ink, tuple(int(m) for m in rng.integers(0, 6, 4)))
+    return _on_sheet(crop, rng, rng.choice(SHEETS)), box
+
+
+def cut_by_frame(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
+    """Cropped so tightly that the frame cuts one or two sides of the strokes by 1-2 px."""
+    ink = _digit_ink(digit, rng, 60, 360)
+    margins = rng.integers(0, 4, 4)
+    margins[rng.choice(4, size=int(rng.integers(1, 3)), replace=False)] = -rng.integers(1, 3)
+    crop, box = _cropped(ink, ink, tuple(int(m) for m in margins))
+    return _on_sheet(crop, rng, rng.choice(SHEETS)), box
+
+
+def frame_filling(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
+    """A thick marker stroke filling most of a tight frame."""
+    ink = _digit_ink(digit, rng, 80, 300)
+    ink = ndimage.grey_dilation(
+        ink, size=(max(3, int(ink.shape[0] * rng.uniform(0.03, 0.06))),) * 2
+    )
+    crop, box = _cropped(ink, ink, tuple(int(m) for m in rng.integers(0, 4, 4)))
+    kind = rng.choice(["photo", "scan", "canvas_white", "canvas_transparent", "coloured"])
+    return _on_sheet(crop, rng, kind), box
+
+
+def _margins(rng: np.random.Generator, size: int) -> tuple[int, int, int, int]:
+    """From none to large: half the time 0-5 px, else up to the digit's own size."""
+    if rng.random() < 0.5:
+        return tuple(int(m) for m in rng.integers(0, 6, 4))
+    return tuple(int(m) for m in rng.integers(0, max(7, size), 4))
+
+
+def _large_canvas(digit, rng, low, high):
+    """A digit on a canvas with room for margins up to the digit's size on every side."""
+    ink = _digit_ink(digit, rng, low, high)
+    return np.pad(ink, ink.shape[0] // 2)
+
+
+def ruled_paper(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
+    """Written over the lines of ruled or squared paper, any margin, photographed."""
+    ink = _large_canvas(digit, rng, 120, 260)
+    h, w = ink.shape
+    spacing = int(rng.integers(22, 45))
+    lines = np.zeros_like(ink)
+    offset = int(rng.integers(0, spacing))
+    thickness = int(rng.integers(1, 3))
+    for y in range(offset, h, spacing):
+        lines[y : y + thickness] = 1
+    if rng.random() < 0.5:  # squared paper
+        for x in range(int(rng.integers(0, spacing)), w, spacing):
+            lines[:, x : x + thickness] = 1
+    elif rng.random() < 0.5:  # a notebook's margin line
+        x = int(rng.integers(w // 8, w - w // 8))
+        lines[:, x : x + thickness + 1] = 1
+    crop_margins = _margins(rng, ink.shape[0] // 3)
+    paper = _paper(rng, ink.shape, np.zeros_like(ink))
+    line_rgb = np.array([150, 180, 225], dtype=np.float32) * rng.uniform(0.9, 1.05)
+    strength = rng.uniform(0.4, 0.8) * ndimage.gaussian_filter(lines, 0.6)
+    paper = paper * (1 - strength[..., None]) + line_rgb * strength[..., None]
+    level = rng.uniform(20, 70)
+    rgb = paper * (1 - ink[..., None]) + level * ink[..., None]
+    crop, box = _cropped(rgb, ink, crop_margins)
+    return _encode(crop, "JPEG", quality=int(rng.integers(70, 92))), box
+
+
+def shadows(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
+    """A paper photo with a soft shadow (a hand or the phone) across part of it, any margin."""
+    ink = _large_canvas(digit, rng, 100, 260)
+    h, w = ink.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    along = (np.cos(angle) * (xx - w / 2) + np.sin(angle) * (yy - h / 2)) / max(h, w)
+    edge = rng.uniform(-0.25, 0.25)
+    softness = rng.uniform(0.01, 0.08)
+    shade = 1 - rng.uniform(0.25, 0.55) / (1 + np.exp(-(along - edge) / softness))
+    rgb = _paper(rng, ink.shape, ink) * shade[..., None]
+    crop, box = _cropped(rgb, ink, _margins(rng, h // 3))
+    return _encode(crop, "JPEG", quality=int(rng.integers(70, 92))), box
+
+
+def coloured_paper(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
+    """Coloured or off-white paper and a coloured pen, any margin."""
+    ink = _large_canvas(digit, rng, 80, 260)
+    crop, box = _cropped(ink, ink, _margins(rng, ink.shape[0] // 3))
+    return _encode(_coloured(rng, crop), "JPEG", quality=int(rng.integers(70, 95))), box
+
+
+def faint_pencil(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
+    """Very light, thin pencil on textured paper, any margin."""
+    ink = _large_canvas(digit, rng, 120, 300)
+    thin = ndimage.grey_erosion(ink, size=(max(2, ink.shape[0] // 60),) * 2)
+    crop, box = _cropped(thin, ink, _margins(rng, ink.shape[0] // 3))
+    faint = rng.uniform(0.22, 0.4) * crop
+    return _encode(_paper(rng, crop.shape, faint), "JPEG", quality=int(rng.integers(75, 95))), box
+
+
+SETS: dict[str, tuple[Callable[[np.ndarray, np.random.Generator], tuple[bytes, tuple]], int]] = {
     "photo": (photo, 300),
     "canvas_transparent": (canvas_transparent, 300),
     "canvas_white": (canvas_white, 300),
@@ -142,6 +321,13 @@ SETS: dict[str, tuple[Callable[[np.ndarray, np.random.Generator], bytes], int]] 
     "pencil": (pencil, 300),
     "non_square": (non_square, 300),
     "phone": (phone, 60),
+    "tight_crop": (tight_crop, 300),
+    "cut_by_frame": (cut_by_frame, 300),
+    "frame_filling": (frame_filling, 300),
+    "ruled_paper": (ruled_paper, 300),
+    "shadows": (shadows, 300),
+    "coloured_paper": (coloured_paper, 300),
+    "faint_pencil": (faint_pencil, 300),
 }
 
 
@@ -153,4 +339,5 @@ def generate(
     rng = np.random.default_rng([SEED, list(SETS).index(name)])
     picks = rng.choice(len(labels), size=count or default_count, replace=False)
     for index in picks:
-        yield Sample(make(images[index], rng), int(labels[index]), f"{name}-{index}")
+        data, box = make(images[index], rng)
+        yield Sample(data, int(labels[index]), f"{name}-{index}", box)

@@ -32,7 +32,9 @@ BOX = 20
 CANVAS = 28
 CENTRE = 14.0
 NOISE_FLOOR = 0.01  # minimum threshold above the background, in [0, 1] luminance units
-MIN_CONTRAST = 0.06  # ink weaker than this against the background is not ink
+MIN_CONTRAST = 0.04  # ink weaker than this against the background is not ink
+ANALYSIS_SIZE = 128  # the background is modelled on a copy at most this large
+DARK_BACKGROUND_SHARE = 0.6  # the dark class is the background only when it covers more
 STROKE_RANGE = (1.2, 3.0)  # MNIST's stroke width at 20 px scale, 5th-95th percentile
 STROKE_TARGET = (1.6, 2.4)
 EIGHT_NEIGHBOURS = np.ones((3, 3))
@@ -75,60 +77,165 @@ def _has_alpha(image: Image.Image) -> bool:
 
 
 def ink_map(gray: np.ndarray) -> np.ndarray:
-    """Ink intensity in [0, 1] on a zero background, whatever the polarity and lighting."""
+    """Ink intensity in [0, 1] on a zero background, whatever the polarity and lighting.
+
+    Nothing here trusts the image's border: the paper is found as the larger, more
+    border-hugging of the two brightness classes, then modelled from its own pixels.
+    """
     if min(gray.shape) >= 96:
         gray = ndimage.gaussian_filter(gray, sigma=min(gray.shape) / 400 + 0.5)
-    background, noise = _fit_background(gray)
-    residual = gray - background
-    if noise == 0.0:  # a flat, noiseless background: the extremes are the ink
-        dark, bright = -float(residual.min()), float(residual.max())
-    else:
-        low, high = np.percentile(residual, [0.5, 99.5])
-        dark, bright = -low, high
-    ink = -residual if dark > bright else residual
-    floor = max(4.0 * noise, NOISE_FLOOR)
+    paper = fit_paper(gray)
+    ink = (paper.level - gray) / paper.scale if paper.dark_ink else gray - paper.level
+    floor = max(4.0 * paper.noise, NOISE_FLOOR)
     strong = ink[ink > floor]
     if strong.size == 0:
         raise NoDigitFoundError(
             "no digit found: the image is blank (no ink against the background)"
         )
     peak = float(np.percentile(strong, 90))
-    if peak - floor < MIN_CONTRAST:
+    if peak - floor < max(MIN_CONTRAST, 2.0 * paper.noise):
         raise NoDigitFoundError("no digit found: nothing stands out from the background")
     return np.clip((ink - floor) / (peak - floor), 0.0, 1.0).astype(np.float32)
 
 
-def _fit_background(gray: np.ndarray, rounds: int = 4) -> tuple[np.ndarray | np.float32, float]:
-    """A robust quadratic surface through the background, and the background's noise level.
+@dataclass
+class Paper:
+    """What the picture's background is: its level (a number or a surface), noise, polarity.
 
-    Flat backgrounds (synthetic images, MNIST) take a fast exact path: the level itself.
+    ``scale`` divides dark ink's depth, so ink under a shadow counts as much as in the light.
     """
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    lowest = border.min()
-    if lowest == border.max():  # uniform: the median is that value
-        return lowest, 0.0
-    level = float(np.median(border))
-    if np.count_nonzero(border == level) >= 0.9 * border.size:
-        return np.float32(level), 0.0
-    height, width = gray.shape
-    step = max(1, int(np.sqrt(height * width / 4096)))
-    ys, xs = np.mgrid[0:height:step, 0:width:step]
-    sample = gray[::step, ::step].ravel()
-    y, x = (ys.ravel() / height - 0.5), (xs.ravel() / width - 0.5)
-    design = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=1)
-    inliers = np.ones(sample.size, dtype=bool)
-    noise = 0.0
-    for _ in range(rounds):
-        coeffs, *_ = np.linalg.lstsq(design[inliers], sample[inliers], rcond=None)
-        residual = sample - design @ coeffs
-        noise = 1.4826 * float(np.median(np.abs(residual[inliers])))
-        inliers = np.abs(residual) <= max(2.5 * noise, 0.004)
-    # A column and a row: broadcasting evaluates the same float32 terms as a full grid would.
-    gy = (np.arange(height, dtype=np.float32) / height - 0.5)[:, None]
-    gx = np.arange(width, dtype=np.float32) / width - 0.5
-    c = coeffs.astype(np.float32)
-    surface = c[0] + c[1] * gx + c[2] * gy + c[3] * gx * gx + c[4] * gx * gy + c[5] * gy * gy
-    return surface, noise
+
+    level: np.ndarray | float
+    noise: float
+    dark_ink: bool
+    scale: np.ndarray | float = 1.0
+
+
+def fit_paper(gray: np.ndarray) -> Paper:
+    """Model the background of ``gray`` from the pixels that are not ink.
+
+    1. Split the brightness into two classes (Otsu) on a small copy; the paper is the class
+       that covers more of the image and of its border together (ties: dark ink on paper).
+    2. A background of one exact value (canvases, MNIST) is that value, with no noise.
+    3. Otherwise the paper's level is a smooth surface through the paper pixels alone
+       (normalized convolution, which also follows shadows), refined twice with the pixels
+       within the paper's noise; the noise is the paper pixels' robust spread.
+    """
+    small = _shrunk(gray, ANALYSIS_SIZE)
+    threshold = _otsu(small)
+    dark = small < threshold
+    border = np.concatenate([dark[0], dark[-1], dark[:, 0], dark[:, -1]])
+    dark_share = 0.5 * dark.mean() + 0.5 * border.mean()
+    dark_ink = dark_share < DARK_BACKGROUND_SHARE
+    background = ~dark if dark_ink else dark
+    values = small[background]
+    if values.size == 0:
+        raise NoDigitFoundError(
+            "no digit found: the image is blank (no ink against the background)"
+        )
+    mode, count = _mode(values)
+    if count >= 0.6 * values.size:
+        return Paper(mode, 0.0, dark_ink, max(mode, 0.05) if dark_ink else 1.0)
+    level, depth = _closed_paper(small, dark_ink)
+    sigma = max(1.0, max(small.shape) / 40)
+    for _ in range(3):
+        residual = small - level
+        weights = (residual > -depth if dark_ink else residual < depth).astype(np.float32)
+        level = _masked_smooth(small, weights, sigma)
+        noise = 1.4826 * float(np.median(np.abs((small - level)[weights > 0])))
+        depth = max(3.0 * noise, 0.01)
+    surface = _grown(level, gray.shape)
+    scale = np.maximum(surface, 0.05) / max(float(np.median(level)), 0.05) if dark_ink else 1.0
+    return Paper(surface, noise, dark_ink, scale)
+
+
+def _closed_paper(small: np.ndarray, dark_ink: bool) -> tuple[np.ndarray, float]:
+    """A first paper level: the ink closed over (grey closing), and how deep the ink goes.
+
+    The window starts at a quarter of the image, which follows light and shadows, and grows
+    while the ink it finds has strokes too wide for it (thick marker filling the frame).
+    """
+    close = ndimage.grey_closing if dark_ink else ndimage.grey_opening
+    window = max(3, round(max(small.shape) / 4))
+    for _ in range(3):
+        level = close(small, size=(window, window), mode="nearest")
+        residual = small - level if dark_ink else level - small
+        depth = max(0.5 * float(np.abs(np.percentile(residual, 2))), 0.01)
+        ink = residual < -depth
+        if not ink.any():
+            break
+        widest = float(np.percentile(ndimage.distance_transform_edt(ink)[ink], 95))
+        needed = min(round(5 * widest + 1), max(small.shape))
+        if needed <= window:
+            break
+        window = needed
+    return level, depth
+
+
+def _shrunk(gray: np.ndarray, size: int) -> np.ndarray:
+    """``gray`` area-averaged so that its longest side is at most ``size``."""
+    factor = int(np.ceil(max(gray.shape) / size))
+    if factor <= 1:
+        return gray
+    height, width = (gray.shape[0] // factor) * factor, (gray.shape[1] // factor) * factor
+    if height == 0 or width == 0:
+        return gray
+    return (
+        gray[:height, :width]
+        .reshape(height // factor, factor, width // factor, factor)
+        .mean(axis=(1, 3))
+    )
+
+
+def _grown(level: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A smooth surface stretched to ``shape`` (bilinear)."""
+    if level.shape == shape:
+        return level
+    image = Image.fromarray(level.astype(np.float32), mode="F")
+    return np.asarray(image.resize(shape[::-1], Image.Resampling.BILINEAR), dtype=np.float32)
+
+
+def _otsu(values: np.ndarray) -> float:
+    """The brightness that best splits ``values`` into two classes (Otsu's method)."""
+    low, high = float(values.min()), float(values.max())
+    if high - low < 1e-6:
+        return high + 1e-6
+    counts, edges = np.histogram(values, bins=128, range=(low, high))
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight = np.cumsum(counts)
+    total = weight[-1]
+    mass = np.cumsum(counts * centres)
+    below = weight[:-1]
+    above = total - below
+    valid = (below > 0) & (above > 0)
+    mean_below = np.where(valid, mass[:-1] / np.maximum(below, 1), 0)
+    mean_above = np.where(valid, (mass[-1] - mass[:-1]) / np.maximum(above, 1), 0)
+    between = np.where(valid, below * above * (mean_below - mean_above) ** 2, -1)
+    return float(edges[int(np.argmax(between)) + 1])
+
+
+def _mode(values: np.ndarray) -> tuple[float, int]:
+    """The most frequent exact value of ``values`` and how often it occurs."""
+    unique, counts = np.unique(values, return_counts=True)
+    best = int(np.argmax(counts))
+    return float(unique[best]), int(counts[best])
+
+
+def _masked_smooth(values: np.ndarray, weights: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian-weighted mean of the weighted pixels around each pixel.
+
+    Where no paper is near (inside a wide stroke), the mean over a wider window takes over,
+    and the paper's overall median beyond that.
+    """
+    level = float(np.median(values[weights > 0])) if weights.any() else float(np.median(values))
+    result = np.full(values.shape, level, dtype=np.float32)
+    for scale in (8.0, 4.0, 2.0, 1.0):
+        mass = ndimage.gaussian_filter(values * weights, sigma * scale, mode="nearest")
+        cover = ndimage.gaussian_filter(weights, sigma * scale, mode="nearest")
+        local = np.where(cover > 1e-3, mass / np.maximum(cover, 1e-3), level)
+        trust = np.clip(cover / 0.25, 0.0, 1.0)
+        result = trust * local + (1 - trust) * result
+    return result.astype(np.float32)
 
 
 @dataclass
