@@ -117,9 +117,10 @@ def fit_paper(gray: np.ndarray) -> Paper:
     1. Split the brightness into two classes (Otsu) on a small copy; the paper is the class
        that covers more of the image and of its border together (ties: dark ink on paper).
     2. A background of one exact value (canvases, MNIST) is that value, with no noise.
-    3. Otherwise the paper's level is a smooth surface through the paper pixels alone
-       (normalized convolution, which also follows shadows), refined twice with the pixels
-       within the paper's noise; the noise is the paper pixels' robust spread.
+    3. Otherwise a grey closing gives a first level (:func:`_closed_paper`); three rounds of
+       smoothing through the pixels within the paper's noise of it (:func:`_masked_smooth`)
+       give the surface, which follows light and shadows, and the noise: the paper pixels'
+       robust spread.
     """
     small = _shrunk(gray, ANALYSIS_SIZE)
     threshold = _otsu(small)
@@ -128,11 +129,7 @@ def fit_paper(gray: np.ndarray) -> Paper:
     dark_share = 0.5 * dark.mean() + 0.5 * border.mean()
     dark_ink = dark_share < DARK_BACKGROUND_SHARE
     background = ~dark if dark_ink else dark
-    values = small[background]
-    if values.size == 0:
-        raise NoDigitFoundError(
-            "no digit found: the image is blank (no ink against the background)"
-        )
+    values = small[background]  # never empty: Otsu leaves pixels on both sides
     mode, count = _mode(values)
     if count >= 0.6 * values.size:
         return Paper(mode, 0.0, dark_ink, max(mode, 0.05) if dark_ink else 1.0)
@@ -173,18 +170,13 @@ def _closed_paper(small: np.ndarray, dark_ink: bool) -> tuple[np.ndarray, float]
 
 
 def _shrunk(gray: np.ndarray, size: int) -> np.ndarray:
-    """``gray`` area-averaged so that its longest side is at most ``size``."""
+    """``gray`` area-averaged so that its longest side is at most ``size`` (whole boxes only)."""
     factor = int(np.ceil(max(gray.shape) / size))
-    if factor <= 1:
-        return gray
     height, width = (gray.shape[0] // factor) * factor, (gray.shape[1] // factor) * factor
-    if height == 0 or width == 0:
+    if factor <= 1 or height == 0 or width == 0:
         return gray
-    return (
-        gray[:height, :width]
-        .reshape(height // factor, factor, width // factor, factor)
-        .mean(axis=(1, 3))
-    )
+    boxes = gray[:height, :width].reshape(height // factor, factor, width // factor, factor)
+    return boxes.mean(axis=(1, 3))
 
 
 def _grown(level: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -232,7 +224,7 @@ def _masked_smooth(values: np.ndarray, weights: np.ndarray, sigma: float) -> np.
     for scale in (8.0, 4.0, 2.0, 1.0):
         mass = ndimage.gaussian_filter(values * weights, sigma * scale, mode="nearest")
         cover = ndimage.gaussian_filter(weights, sigma * scale, mode="nearest")
-        local = np.where(cover > 1e-3, mass / np.maximum(cover, 1e-3), level)
+        local = mass / np.maximum(cover, 1e-3)  # where cover is that small, trust is ~0
         trust = np.clip(cover / 0.25, 0.0, 1.0)
         result = trust * local + (1 - trust) * result
     return result.astype(np.float32)
