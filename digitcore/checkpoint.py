@@ -1,8 +1,10 @@
 """The checkpoint format: the reference's three keys plus metadata, saved atomically.
 
 A checkpoint is a dict with ``epoch``, ``model_state_dict`` and ``optimizer_state_dict`` (what
-the reference report wrote) and an optional ``metadata`` dict (architecture, normalization,
-test accuracy and loss, epochs, seed, training time, library versions, creation time).
+the reference report wrote), the trainer's ``scheduler_state_dict`` (the learning-rate
+schedule, so that a resumed run continues it; absent from the reference's checkpoints) and an
+optional ``metadata`` dict (architecture, normalization, test accuracy and loss, epochs, seed,
+training time, library versions, creation time).
 Loading always uses ``weights_only=True`` and turns every failure into one
 :class:`CheckpointError` that names the file and what is wrong.
 """
@@ -41,6 +43,7 @@ class Checkpoint:
     model_state_dict: dict[str, torch.Tensor]
     epoch: int = 0
     optimizer_state_dict: dict[str, Any] | None = None
+    scheduler_state_dict: dict[str, Any] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -65,6 +68,7 @@ def save_checkpoint(path: str | os.PathLike[str], checkpoint: Checkpoint) -> Non
         "epoch": checkpoint.epoch,
         "model_state_dict": checkpoint.model_state_dict,
         "optimizer_state_dict": checkpoint.optimizer_state_dict,
+        "scheduler_state_dict": checkpoint.scheduler_state_dict,
         "metadata": checkpoint.metadata,
     }
     with atomic_write(path) as handle:
@@ -102,6 +106,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         model_state_dict=raw["model_state_dict"],
         epoch=int(raw.get("epoch") or 0),
         optimizer_state_dict=raw.get("optimizer_state_dict"),
+        scheduler_state_dict=raw.get("scheduler_state_dict"),
         metadata=dict(raw.get("metadata") or {}),
     )
 

@@ -89,9 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, DataError) as exc:
         log.error("%s", exc)
         return 1
-    model, history, test = run(config, device)
-    if test is None:  # not rank 0
+    result = run(config, device)
+    if not result.is_main:  # rank 0 alone writes the report
         return 0
+    model, history, test = result.model, result.history, result.test
     probs = predict_split(model, test, next(model.parameters()).device)
     metadata = load_checkpoint(config.out).metadata
     paths = write_report(config.out, history, metadata, test.images, test.labels, probs)

@@ -46,6 +46,11 @@ def _save_figure(figure, path: Path) -> None:
 
 
 def plot_curves(history: list[dict], path: Path) -> None:
+    """Loss and accuracy per epoch, for the rows that have them.
+
+    A resumed reference checkpoint's earlier epochs are known only by number: left out.
+    """
+    history = [row for row in history if "train_loss" in row and "test_loss" in row]
     epochs = [row["epoch"] for row in history]
     figure, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
     loss_ax.plot(epochs, [r["train_loss"] for r in history], marker="o", label="train")

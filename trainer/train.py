@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,6 +60,16 @@ class Split:
     def batch(self, index: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         images = self.images[index].to(device, non_blocking=True).unsqueeze(1).float().div_(255)
         return images, self.labels[index].to(device, non_blocking=True)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`run` returns, on every process; rank 0 alone has written the checkpoint."""
+
+    model: nn.Module  # unwrapped from DistributedDataParallel
+    history: list[dict]  # one row per epoch, the resumed checkpoint's rows first
+    test: Split
+    is_main: bool  # rank 0: the process that writes files and reports
 
 
 @dataclass
@@ -202,8 +211,8 @@ def load_splits(config: TrainConfig) -> tuple[Split, Split]:
     )
 
 
-def run(config: TrainConfig, device: torch.device) -> tuple[nn.Module, list[dict], Split]:
-    """Train per ``config``: the (unwrapped) model, the metric history, the test split (rank 0)."""
+def run(config: TrainConfig, device: torch.device) -> TrainResult:
+    """Train per ``config`` (resuming from ``config.resume`` if set), saving after every epoch."""
     dist_info = setup_distributed(device)
     if dist_info.enabled and device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -212,14 +221,15 @@ def run(config: TrainConfig, device: torch.device) -> tuple[nn.Module, list[dict
     train, test = load_splits(config)
     model = build_model(DEFAULT_ARCHITECTURE).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    history: list[dict] = []
-    if config.resume is not None:
-        history = resume_from(config.resume, model, optimizer)
-        if dist_info.is_main:
-            log.info("resuming from %s after epoch %d", config.resume, len(history))
-    start_epoch = len(history) + 1
     steps_per_epoch = -(-len(train) // (config.batch_size * dist_info.world_size))
-    scheduler = one_cycle(optimizer, config, steps_per_epoch, done_epochs=len(history))
+    history: list[dict] = []
+    if config.resume is None:
+        scheduler = one_cycle(optimizer, config.max_lr, config.epochs * steps_per_epoch)
+    else:
+        history, scheduler = resume_from(
+            config.resume, model, optimizer, config, steps_per_epoch, quiet=not dist_info.is_main
+        )
+    start_epoch = len(history) + 1
     ddp_model = DistributedDataParallel(model) if dist_info.enabled else model
     generator = torch.Generator().manual_seed(config.seed * 1000 + dist_info.rank)
     if dist_info.is_main:
@@ -254,6 +264,7 @@ def run(config: TrainConfig, device: torch.device) -> tuple[nn.Module, list[dict
                 make_checkpoint(
                     model,
                     optimizer,
+                    scheduler,
                     config,
                     history,
                     dist_info.world_size,
@@ -262,36 +273,83 @@ def run(config: TrainConfig, device: torch.device) -> tuple[nn.Module, list[dict
     if dist_info.enabled:
         dist.barrier()
         dist.destroy_process_group()
-    return model, history, test if dist_info.is_main else None
+    return TrainResult(model, history, test, dist_info.is_main)
 
 
-def resume_from(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> list[dict]:
-    """Load weights and optimizer state from ``path``; returns its per-epoch history."""
+def resume_from(
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    steps_per_epoch: int,
+    quiet: bool = False,
+) -> tuple[list[dict], torch.optim.lr_scheduler.OneCycleLR]:
+    """Load weights, optimizer and schedule from ``path``: its per-epoch history, the scheduler.
+
+    The saved schedule is continued with ``load_state_dict`` when it has exactly the steps
+    left that this run takes (same epochs, batch size, subset and process count), so a
+    resumed run follows the learning rates of an uninterrupted one. A checkpoint without
+    ``scheduler_state_dict`` (the reference's, or one written before the trainer saved it)
+    or whose schedule does not fit (``--epochs`` raised, say) gets a fresh one-cycle schedule
+    over the remaining epochs; the log says which.
+    """
     previous = load_checkpoint(path)
     model.load_state_dict(previous.model_state_dict)
+    history = list(previous.metadata.get("history", []))
+    history = history or [{"epoch": e} for e in range(1, previous.epoch + 1)]
+    done = len(history)
+    remaining = max(config.epochs - done, 0) * steps_per_epoch
+    saved = previous.scheduler_state_dict
+    saved_left = None if saved is None else saved["total_steps"] - saved["last_epoch"]
+    if saved is not None and previous.optimizer_state_dict and saved_left == remaining:
+        # The optimizer's param groups hold the schedule's lr, betas and bounds: load them
+        # after building the scheduler, whose constructor resets them to its first step.
+        scheduler = one_cycle(optimizer, config.max_lr, saved["total_steps"])
+        optimizer.load_state_dict(previous.optimizer_state_dict)
+        scheduler.load_state_dict(saved)
+        if not quiet:
+            log.info(
+                "resuming from %s after epoch %d: continuing its learning-rate schedule "
+                "at step %d of %d",
+                path,
+                done,
+                saved["last_epoch"],
+                saved["total_steps"],
+            )
+        return history, scheduler
     if previous.optimizer_state_dict:
         optimizer.load_state_dict(previous.optimizer_state_dict)
-    history = list(previous.metadata.get("history", []))
-    return history or [{"epoch": e} for e in range(1, previous.epoch + 1)]
+    # Built after loading the optimizer, so the new schedule sets its own lr and betas.
+    # With no epochs left it is never stepped; one step keeps OneCycleLR's arguments valid.
+    scheduler = one_cycle(optimizer, config.max_lr, max(remaining, 1))
+    if not quiet:
+        why = (
+            "the checkpoint has no scheduler state"
+            if saved is None
+            else f"its schedule has {saved_left} steps left, this run takes {remaining}"
+        )
+        log.info(
+            "resuming from %s after epoch %d: new one-cycle learning-rate schedule over "
+            "the remaining %d epoch(s) (%s)",
+            path,
+            done,
+            max(config.epochs - done, 0),
+            why,
+        )
+    return history, scheduler
 
 
 def one_cycle(
-    optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int, done_epochs: int
+    optimizer: torch.optim.Optimizer, max_lr: float, total_steps: int
 ) -> torch.optim.lr_scheduler.OneCycleLR:
-    """The one-cycle schedule over ``config.epochs``, advanced past the epochs already done."""
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.max_lr, epochs=config.epochs, steps_per_epoch=steps_per_epoch
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "step() before optimizer.step()"
-        for _ in range(min(done_epochs, config.epochs) * steps_per_epoch):
-            scheduler.step()
-    return scheduler
+    """A fresh one-cycle schedule of ``total_steps`` optimizer steps peaking at ``max_lr``."""
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total_steps)
 
 
 def make_checkpoint(
-    model,
-    optimizer,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
     config: TrainConfig,
     history: list[dict],
     world_size: int,
@@ -301,6 +359,7 @@ def make_checkpoint(
         epoch=last["epoch"],
         model_state_dict=model.state_dict(),
         optimizer_state_dict=optimizer.state_dict(),
+        scheduler_state_dict=scheduler.state_dict(),
         metadata={
             "architecture": DEFAULT_ARCHITECTURE,
             "normalization": {"mean": MNIST_MEAN, "std": MNIST_STD},

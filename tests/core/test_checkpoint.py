@@ -24,24 +24,37 @@ def _weights_equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     )
 
 
-def test_round_trip_keeps_weights_optimizer_and_metadata(tmp_path):
+def test_round_trip_keeps_weights_optimizer_scheduler_and_metadata(tmp_path):
     model = Digit()
     optimizer = torch.optim.Adam(model.parameters())
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=10)
     model(torch.randn(2, 1, 28, 28)).sum().backward()
     optimizer.step()
+    scheduler.step()
     meta = {
         "architecture": "Digit",
         "test_accuracy": 0.99,
         "normalization": {"mean": 0.1, "std": 0.3},
     }
     path = tmp_path / "m.pth"
-    save_checkpoint(path, Checkpoint(model.state_dict(), 3, optimizer.state_dict(), metadata=meta))
+    save_checkpoint(
+        path,
+        Checkpoint(
+            model.state_dict(),
+            3,
+            optimizer.state_dict(),
+            scheduler_state_dict=scheduler.state_dict(),
+            metadata=meta,
+        ),
+    )
     loaded, ckpt = load_model(path)
     assert _weights_equal(model, loaded)
     assert ckpt.epoch == 3
     assert ckpt.metadata["test_accuracy"] == 0.99
     assert ckpt.normalization == (0.1, 0.3)
     assert ckpt.optimizer_state_dict["state"]
+    assert ckpt.scheduler_state_dict == scheduler.state_dict()  # plain data: weights_only loads it
+    assert ckpt.scheduler_state_dict["last_epoch"] == 1
     assert not loaded.training
     assert [p.name for p in tmp_path.iterdir()] == ["m.pth"]  # no temp files left
 
@@ -62,6 +75,7 @@ def test_reference_three_key_checkpoint_loads(tmp_path):
     assert _weights_equal(model, loaded)
     assert ckpt.architecture == "Digit"
     assert ckpt.epoch == 5
+    assert ckpt.scheduler_state_dict is None
 
 
 @pytest.mark.parametrize(
