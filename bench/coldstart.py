@@ -4,7 +4,7 @@
 
 For each WORKERS value, starts ``python -m service`` (as the README documents) ``--runs`` times
 on a free loopback port, polls ``/readyz`` every 10 ms and records the time from starting the
-process to the first 200. Then it measures resident memory (VmRSS from /proc) of the server
+process to the first 200. Then it measures resident memory (psutil) of the server
 process and of each worker process: once ready, and again after 2,000 predictions of a 28x28
 PNG (a warmed-up worker). Also reports where the import time goes (``python -X importtime``).
 Results go to ``bench/results/coldstart.json`` and a Markdown table.
@@ -23,38 +23,25 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 from bench.inputs import digit_inputs
 from bench.load import SERVICE_ENV
 from digitcore.atomic import atomic_write
-from tests.servers import ROOT, free_port, launched, server_env
+from testkit.servers import ROOT, free_port, launched, server_env
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rpartition(")")[2].split()
-            except OSError:
-                continue
-            if int(stat[1]) == pid:
-                found.append(int(entry.name))
-    return sorted(found)
+    """Resident memory of process ``pid`` (psutil), in MiB."""
+    return psutil.Process(pid).memory_info().rss / (1 << 20)
 
 
 def workers_of(pid: int, count: int) -> list[int]:
     """The uvicorn worker processes (spawned children; not multiprocessing's resource tracker)."""
     if count == 1:
         return [pid]
-    return [k for k in children(pid) if "spawn_main" in Path(f"/proc/{k}/cmdline").read_text()]
+    children = psutil.Process(pid).children()
+    return sorted(c.pid for c in children if "spawn_main" in " ".join(c.cmdline()))
 
 
 def one_start(model: Path, workers: int, png: bytes, load: bool, log: Path) -> dict:

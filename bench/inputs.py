@@ -1,7 +1,7 @@
 """The uploads the performance benchmarks send, made from one MNIST *test* digit, same every run.
 
 ``png``: the 28x28 MNIST digit as a PNG (already MNIST-like). ``jpeg``: the same digit as ink on
-paper photographed at 640x480 (:func:`bench.realistic.photo`: off-centre, tilted, uneven light,
+paper photographed at 640x480 (:func:`testkit.realistic.photo`: off-centre, tilted, uneven light,
 noise, JPEG).
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.realistic import photo
+from testkit.realistic import photo
 from trainer.data import fetch, load_tensors
 
 INDEX = 0  # MNIST test image 0, a 7

@@ -33,9 +33,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from bench.inputs import digit_inputs
 from digitcore.atomic import atomic_write
-from tests.servers import ROOT, Server, free_port, launched, server_env
+from testkit.servers import ROOT, Server, free_port, launched, server_env
 
 LUA = ROOT / "bench" / "wrk.lua"
 SERVICE_ENV = {"HOST": "127.0.0.1", "LOG_LEVEL": "warning", "ACCESS_LOG": "false"}
@@ -71,25 +73,15 @@ def ensure_wrk() -> str:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` and all its descendants (Linux /proc), in seconds."""
-    children: dict[int, list[int]] = {}
-    times: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    """User + system CPU time of ``pid`` and all its live descendants (psutil), in seconds."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
         try:
-            fields = (entry / "stat").read_text().rpartition(")")[2].split()
-        except OSError:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
             continue
-        child = int(entry.name)
-        children.setdefault(int(fields[1]), []).append(child)
-        times[child] = (int(fields[11]) + int(fields[12])) / tick
-    total, todo = 0.0, [pid]
-    while todo:
-        current = todo.pop()
-        total += times.get(current, 0.0)
-        todo.extend(children.get(current, []))
+        total += times.user + times.system
     return total
 
 

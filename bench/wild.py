@@ -2,7 +2,7 @@
 
     python -m bench.wild [--model models/mnist_cnn.pth] [--count N] [--out bench/results/wild.json]
 
-For every set of :mod:`bench.realistic` it prints the accuracy of the default model when the
+For every set of :mod:`testkit.realistic` it prints the accuracy of the default model when the
 upload goes through the reference's steps (``convert('L').resize((28, 28))``, ToTensor,
 Normalize) and through :func:`digitcore.preprocess.preprocess`, side by side. Then the cost:
 time per image of our pipeline for a 28x28 PNG and for a 3000x4000 phone JPEG, next to the
@@ -23,12 +23,12 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from bench.realistic import SETS, generate, phone
 from digitcore.atomic import atomic_write
 from digitcore.checkpoint import load_model
 from digitcore.errors import ImageInputError
 from digitcore.model import predict_probabilities
 from digitcore.preprocess import preprocess
+from testkit.realistic import SETS, generate, phone
 from trainer.data import fetch, load_tensors
 
 NAIVE = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])

@@ -100,20 +100,26 @@ class RemoteEngine:
         self.client.close()
 
 
+def prediction_from(answer: dict) -> Prediction:
+    """The service's prediction JSON (``digit``, ``confidence``, ``probabilities``,
+    ``input_image``), as one :class:`Prediction`; both engines read it."""
+    view = None
+    if answer.get("input_image"):
+        png = base64.b64decode(answer["input_image"])
+        view = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.float32) / 255
+    return Prediction(
+        int(answer["digit"]),
+        float(answer["confidence"]),
+        [float(p) for p in answer["probabilities"]],
+        view,
+    )
+
+
 def _answer(result: dict) -> Answer:
     prediction = result.get("prediction")
     if result.get("status") != 200 or not prediction:
         return str(result.get("error") or f"service status {result.get('status')}")
-    view = None
-    if prediction.get("input_image"):
-        png = base64.b64decode(prediction["input_image"])
-        view = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.float32) / 255
-    return Prediction(
-        int(prediction["digit"]),
-        float(prediction["confidence"]),
-        [float(p) for p in prediction["probabilities"]],
-        view,
-    )
+    return prediction_from(prediction)
 
 
 def _detail(response: httpx.Response) -> str:

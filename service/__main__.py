@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import subprocess
 import sys
-from pathlib import Path
 
 from pydantic import ValidationError
 
 from service.config import Settings, describe
+
+FACTORY = "service.app:create_app"
 
 
 def log_config(level: str) -> dict:
@@ -23,32 +23,6 @@ def log_config(level: str) -> dict:
     config = copy.deepcopy(LOGGING_CONFIG)
     config["loggers"]["service"] = {"handlers": ["default"], "level": level.upper()}
     return config
-
-
-# Run in a child process: see checkpoint_problem.
-_CHECK = """
-import sys
-from digitcore.checkpoint import CheckpointError, load_checkpoint
-try:
-    load_checkpoint(sys.argv[1])
-except CheckpointError as exc:
-    sys.exit(str(exc))
-"""
-
-
-def checkpoint_problem(path: Path) -> str | None:
-    """Why the checkpoint cannot be served, or ``None``; read in a short-lived child process.
-
-    With several workers, this process only supervises them: importing torch here to read the
-    checkpoint would cost half a GiB of memory held for nothing while serving.
-    """
-    result = subprocess.run(
-        [sys.executable, "-c", _CHECK, str(path)], capture_output=True, text=True, check=False
-    )
-    if result.returncode == 0:
-        return None
-    lines = result.stderr.strip().splitlines()
-    return lines[-1] if lines else f"checkpoint {path}: unreadable (exit {result.returncode})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,20 +40,23 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"mnist-serve: invalid setting: {problems}", file=sys.stderr)
         return 2
+    return serve(settings)
+
+
+def serve(settings: Settings) -> int:
+    """uvicorn with ``create_app`` as its app factory; exit status 3 when startup fails.
+
+    Each worker process builds the app from the environment and loads the model in its
+    lifespan; a bad checkpoint stops the worker with uvicorn's startup-failure status (3),
+    and uvicorn's supervisor then stops the others.
+    """
     import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
 
-    if settings.workers > 1:
-        problem = checkpoint_problem(settings.model_path)
-        if problem:  # one clear line here rather than one per worker process
-            print(f"mnist-serve: {problem}", file=sys.stderr)
-            return 1
-        target = "service.app:app"
-    else:
-        from service.app import create_app
-
-        target = create_app(settings)
-    uvicorn.run(
-        target,
+    config = uvicorn.Config(
+        FACTORY,
+        factory=True,
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
@@ -87,7 +64,14 @@ def main(argv: list[str] | None = None) -> int:
         log_config=log_config(settings.log_level),
         access_log=settings.access_log,
     )
-    return 0
+    if config.workers == 1:
+        server = uvicorn.Server(config)
+        server.run()
+        return 0 if server.started else STARTUP_FAILURE
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor.run()
+    failed = any(worker.exitcode == STARTUP_FAILURE for worker in supervisor.processes)
+    return STARTUP_FAILURE if failed else 0
 
 
 if __name__ == "__main__":

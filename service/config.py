@@ -33,14 +33,10 @@ class Settings(BaseSettings):
     torch_threads: int = Field(1, ge=1, description="torch intra-op threads per worker process")
     batch_max_size: int = Field(64, ge=1, description="most images in one forward pass")
     batch_wait_ms: float = Field(
-        1.0, ge=0, le=1000, description="how long a forward pass waits to gather more requests"
-    )
-    preprocess_threads: int = Field(4, ge=1, description="threads decoding uploads per worker")
-    forward_thread: Literal["auto", "on", "off"] = Field(
-        "auto", description="forward passes in a thread of their own: auto = on with CUDA only"
-    )
-    inline_max_pixels: int = Field(
-        4096, ge=0, description="PNGs up to this many pixels are decoded on the event loop"
+        0.0,
+        ge=0,
+        le=1000,
+        description="longest a forward pass waits for more requests (0: it takes what is queued)",
     )
 
     @field_validator("log_level", mode="before")

@@ -1,4 +1,4 @@
-"""FastAPI dependencies: how routes get the settings, the predictor and the model's facts.
+"""FastAPI dependencies: how routes get the settings, the batcher and the model's facts.
 
 The lifespan puts them on ``app.state``; tests replace them with ``app.dependency_overrides``.
 They are ``async`` so that resolving them costs no thread hop.
@@ -11,11 +11,13 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from service.config import Settings
-from service.images import ImageWorkers
-from service.inference import Predictor
+from service.inference import Batcher
+from service.pipeline import Outcome, Upload
 from service.schemas import ModelInfo
 
 NOT_READY = "the model is not loaded yet; retry shortly"
+
+PredictionBatcher = Batcher[Upload, Outcome]
 
 
 async def get_settings(request: Request) -> Settings:
@@ -29,12 +31,8 @@ def _loaded(request: Request, name: str):
     return value
 
 
-async def get_predictor(request: Request) -> Predictor:
-    return _loaded(request, "predictor")
-
-
-async def get_image_workers(request: Request) -> ImageWorkers:
-    return _loaded(request, "image_workers")
+async def get_batcher(request: Request) -> PredictionBatcher:
+    return _loaded(request, "batcher")
 
 
 async def get_model_info(request: Request) -> ModelInfo:
@@ -42,6 +40,5 @@ async def get_model_info(request: Request) -> ModelInfo:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-PredictorDep = Annotated[Predictor, Depends(get_predictor)]
-ImageWorkersDep = Annotated[ImageWorkers, Depends(get_image_workers)]
+BatcherDep = Annotated[PredictionBatcher, Depends(get_batcher)]
 ModelInfoDep = Annotated[ModelInfo, Depends(get_model_info)]

@@ -10,12 +10,11 @@ server as its one-line message instead of a full traceback.
 
 from __future__ import annotations
 
-import json
 import sys
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import UploadTooLarge
+from service.errors import UploadTooLarge, error_response
 
 
 class StartupError(RuntimeError):
@@ -41,7 +40,8 @@ class BodyLimit:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
-            await self._refuse(send, f"{self.detail} (Content-Length: {declared:,} bytes)")
+            detail = f"{self.detail} (Content-Length: {declared:,} bytes)"
+            await self._refuse(scope, receive, send, detail)
             return
         received = 0
         started = False
@@ -65,18 +65,12 @@ class BodyLimit:
         except UploadTooLarge as exc:
             if started:
                 raise
-            await self._refuse(send, exc.detail)
+            await self._refuse(scope, receive, send, exc.detail)
 
     @staticmethod
-    async def _refuse(send: Send, detail: str) -> None:
-        body = json.dumps({"detail": detail}, separators=(",", ":")).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
-        ]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+    async def _refuse(scope: Scope, receive: Receive, send: Send, detail: str) -> None:
+        response = error_response(413, detail, {"connection": "close"})
+        await response(scope, receive, send)
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -7,10 +7,10 @@ server has, so it stays prompt under load and serves as the benchmarks' floor.
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from service.deps import NOT_READY
-from service.errors import error_responses
+from service.errors import error_response, error_responses
 from service.schemas import Health, Ready
 
 router = APIRouter(tags=["health"])
@@ -31,6 +31,6 @@ async def healthz() -> Response:
     summary="Readiness: 200 once the model is loaded, 503 before",
 )
 async def readyz(request: Request) -> Response:
-    if getattr(request.app.state, "predictor", None) is None:
-        return JSONResponse({"detail": NOT_READY}, status_code=503)
+    if getattr(request.app.state, "batcher", None) is None:
+        return error_response(503, NOT_READY)
     return Response(_READY, media_type="application/json")

@@ -7,9 +7,8 @@ import pytest
 import torch
 
 from digitcore.checkpoint import load_model
-from digitcore.mnistify import mnistify
 from digitcore.model import predict_probabilities
-from digitcore.preprocess import decode_image, to_tensor
+from digitcore.preprocess import preprocess
 from predictor.__main__ import main
 from tests.predictor.conftest import label_of, truncated, write_digits
 
@@ -36,7 +35,7 @@ def test_answers_are_the_shared_pipelines(tmp_path, mnist_png_samples, small_che
     status, rows, _ = run_json(argv)
     assert status == 0
     model, _ = load_model(small_checkpoint, "cpu")
-    batch = torch.stack([to_tensor(mnistify(decode_image(p.read_bytes()))) for p in paths])
+    batch = torch.stack([tensor for tensor, _ in preprocess([p.read_bytes() for p in paths])])
     expected = predict_probabilities(model, batch)
     for path, probs in zip(paths, expected.tolist(), strict=True):
         row = rows[str(path)]

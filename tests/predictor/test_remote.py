@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from digitcore.mnistify import mnistify
-from digitcore.preprocess import decode_image
+from digitcore.preprocess import preprocess
 from predictor.engines import Prediction, RemoteEngine
 from predictor.local import LocalEngine
+from testkit.servers import free_port, serve
 from tests.predictor.conftest import truncated, write_digits
-from tests.servers import free_port, serve
 
 SERVICE_MAX_BATCH_FILES = 8  # smaller than the predictor's --batch-size, so chunks get split
 
@@ -69,7 +68,7 @@ def test_remote_model_view_is_the_pipelines(mnist_png_samples, small_checkpoint,
     local = LocalEngine(small_checkpoint, "cpu").predict(items, with_images=True)
     for (_, data), there, here in zip(items, answers, local, strict=True):
         assert isinstance(there, Prediction) and isinstance(here, Prediction)
-        expected = mnistify(decode_image(data))
+        ((_, expected),) = preprocess([data])
         np.testing.assert_allclose(here.model_view, expected)
         np.testing.assert_allclose(there.model_view, expected, atol=1 / 255)
 

@@ -73,6 +73,21 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+def curl_form(field: str, filename: str, data: bytes, content_type: str) -> tuple[bytes, str]:
+    """The body and Content-Type that ``curl -F field=@filename`` sends."""
+    boundary = "------------------------d74496d66958873e"
+    body = (
+        (
+            f"--{boundary}\r\n"
+            f'Content-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
 def image_bytes(image: Image.Image, fmt: str, **params) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **params)

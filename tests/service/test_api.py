@@ -9,12 +9,21 @@ import zlib
 
 import numpy as np
 import pytest
+from fastapi import HTTPException, Request
 from PIL import Image
 
 from service.app import create_app
-from service.errors import rejection
+from service.deps import get_batcher
+from service.pipeline import rejection
 from tests.conftest import png_bytes
-from tests.service.conftest import LifespanFailed, client_for, lifespan, make_settings, running
+from tests.service.conftest import (
+    LifespanFailed,
+    client_for,
+    curl_form,
+    lifespan,
+    make_settings,
+    running,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -76,11 +85,12 @@ async def test_include_image_returns_the_28x28_the_model_saw(client, mnist_png_s
     ("kwargs", "expected"),
     [
         ({"files": upload(b"\x89PNG", field="image")}, "multipart field 'file' is missing"),
-        ({"data": {"file": "not a file"}}, "holds text, not a file"),
+        ({"files": {"file": (None, b"not a file")}}, "holds text, not a file"),
+        ({"data": {"file": "not a file"}}, "not multipart"),
         ({"content": b"\x89PNG...", "headers": {"content-type": "image/png"}}, "not multipart"),
         ({}, "not multipart"),
     ],
-    ids=["wrong-field-name", "text-field", "raw-body", "no-body"],
+    ids=["wrong-field-name", "text-field", "url-encoded", "raw-body", "no-body"],
 )
 async def test_missing_file_field_is_422_with_a_hint(client, kwargs, expected):
     response = await client.post("/predict", **kwargs)
@@ -188,7 +198,7 @@ async def test_batch_gives_one_result_per_file_with_per_item_errors(served, mnis
         ("files", ("cut.png", a[: len(a) // 2], "image/png")),
         ("files", ("blank.png", png_bytes(np.zeros((28, 28), np.uint8)), "image/png")),
     ]
-    passes = app.state.predictor.forward_passes
+    batches = app.state.batcher.batches
     response = await client.post("/predict/batch", files=files)
     assert response.status_code == 200
     results = response.json()["results"]
@@ -204,7 +214,7 @@ async def test_batch_gives_one_result_per_file_with_per_item_errors(served, mnis
     assert results[0]["prediction"]["digit"] == label_a and results[0]["error"] is None
     assert results[2]["prediction"]["digit"] == label_b
     assert all(r["prediction"] is None and r["error"] for r in results if r["status"] != 200)
-    assert app.state.predictor.forward_passes == passes + 1  # both good files in one pass
+    assert app.state.batcher.batches == batches + 1  # all five files in one pass
     single = (await client.post("/predict", files=upload(a))).json()
     assert results[0]["prediction"]["probabilities"] == pytest.approx(
         single["probabilities"], abs=1e-5
@@ -254,6 +264,35 @@ async def test_server_keeps_serving_after_bad_input(client, mnist_png_samples):
     data, label = mnist_png_samples[0]
     response = await client.post("/predict", files=upload(data))
     assert response.status_code == 200 and response.json()["digit"] == label
+
+
+async def test_a_dependency_of_the_route_sees_every_plain_curl_upload(served, mnist_png_samples):
+    """What the next features hang on the route (keys, metrics) applies to the usual upload."""
+    app, client = served
+    real = app.state.batcher
+    seen: list[str | None] = []
+
+    async def watched(request: Request):
+        seen.append(request.headers.get("user-agent"))
+        if request.headers.get("x-refuse"):
+            raise HTTPException(status_code=401, detail="refused by the dependency")
+        return real
+
+    app.dependency_overrides[get_batcher] = watched
+    try:
+        for data, label in mnist_png_samples[:5]:
+            body, content_type = curl_form("file", "digit.png", data, "image/png")
+            headers = {"Content-Type": content_type, "User-Agent": "curl/8.5.0"}
+            response = await client.post("/predict", content=body, headers=headers)
+            assert response.status_code == 200 and response.json()["digit"] == label
+            refused = await client.post(
+                "/predict", content=body, headers={**headers, "X-Refuse": "1"}
+            )
+            assert refused.status_code == 401
+            assert refused.json() == {"detail": "refused by the dependency"}
+        assert seen == ["curl/8.5.0"] * 10
+    finally:
+        app.dependency_overrides.clear()
 
 
 async def test_health_ready_and_model(served, small_checkpoint):

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from service.__main__ import log_config, main
 from service.config import Settings
-from tests.servers import SETTING_VARS
+from testkit.servers import SETTING_VARS
 
 
 @pytest.fixture
@@ -27,9 +27,8 @@ def test_documented_defaults(clean_env):
     assert settings.max_image_pixels == 40_000_000
     assert settings.max_batch_files == 64
     assert (settings.log_level, settings.workers, settings.torch_threads) == ("info", 1, 1)
-    assert (settings.batch_max_size, settings.batch_wait_ms) == (64, 1.0)
-    assert (settings.preprocess_threads, settings.inline_max_pixels) == (4, 4096)
-    assert settings.forward_thread == "auto"
+    assert (settings.batch_max_size, settings.batch_wait_ms) == (64, 0.0)
+    assert settings.access_log is True
 
 
 def test_environment_variables_override(clean_env):
@@ -45,11 +44,8 @@ def test_environment_variables_override(clean_env):
         "WORKERS": "2",
         "TORCH_THREADS": "2",
         "BATCH_MAX_SIZE": "16",
-        "BATCH_WAIT_MS": "0",
-        "PREPROCESS_THREADS": "3",
+        "BATCH_WAIT_MS": "2.5",
         "ACCESS_LOG": "false",
-        "INLINE_MAX_PIXELS": "0",
-        "FORWARD_THREAD": "on",
     }
     for name, value in values.items():
         clean_env.setenv(name, value)
@@ -58,9 +54,8 @@ def test_environment_variables_override(clean_env):
     assert (settings.host, settings.port, settings.workers) == ("0.0.0.0", 9001, 2)
     assert (settings.max_upload_bytes, settings.max_image_pixels) == (1234, 5000)
     assert (settings.max_batch_files, settings.log_level) == (7, "debug")
-    assert (settings.torch_threads, settings.batch_max_size, settings.batch_wait_ms) == (2, 16, 0)
-    assert (settings.preprocess_threads, settings.access_log) == (3, False)
-    assert (settings.inline_max_pixels, settings.forward_thread) == (0, "on")
+    assert (settings.torch_threads, settings.batch_max_size, settings.batch_wait_ms) == (2, 16, 2.5)
+    assert settings.access_log is False
     assert set(values) == {name.upper() for name in Settings.model_fields}
 
 
@@ -79,15 +74,6 @@ def test_main_reports_an_invalid_setting_in_one_line(clean_env, capsys):
     assert main([]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("mnist-serve: invalid setting: WORKERS:") and "\n" not in error
-
-
-def test_main_refuses_a_missing_checkpoint_before_starting_workers(clean_env, tmp_path, capsys):
-    clean_env.setenv("WORKERS", "2")
-    clean_env.setenv("MODEL_PATH", str(tmp_path / "absent.pth"))
-    assert main([]) == 1
-    error = capsys.readouterr().err.strip()
-    assert error.startswith(f"mnist-serve: checkpoint {tmp_path / 'absent.pth'}: file not found")
-    assert "\n" not in error
 
 
 def test_log_config_adds_the_service_logger():

@@ -1,132 +1,166 @@
-"""The micro-batching predictor: concurrent callers share forward passes and get their rows."""
+"""The one batcher: concurrent callers' uploads go through the real pipeline together."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
-import torch
 
-from digitcore.checkpoint import load_model
-from digitcore.preprocess import normalize
-from service.inference import Predictor
+from service.inference import Batcher
+from service.pipeline import DigitModel, InputRejected, Upload
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture(scope="module")
-def model(small_checkpoint):
-    return load_model(small_checkpoint, "cpu")[0]
+def pipeline(small_checkpoint) -> DigitModel:
+    return DigitModel.load(small_checkpoint, "cpu")
 
 
 @pytest.fixture(scope="module")
-def images(mnist_test) -> torch.Tensor:
-    return normalize(mnist_test[0][:40].float().div(255).unsqueeze(1))
+def uploads(mnist_png_samples) -> list[Upload]:
+    return [Upload(data) for data, _ in mnist_png_samples[:40]]
 
 
-async def started(model, **options) -> Predictor:
-    predictor = Predictor(model, **options)
-    await predictor.start()
-    return predictor
+class Recording:
+    """The pipeline, noting the size of every batch it is called with and on which thread."""
+
+    def __init__(self, pipeline: DigitModel) -> None:
+        self.pipeline = pipeline
+        self.sizes: list[int] = []
+        self.threads: set[str] = set()
+
+    def __call__(self, items: list[Upload]) -> list:
+        self.sizes.append(len(items))
+        self.threads.add(threading.current_thread().name)
+        return self.pipeline(items)
 
 
-async def test_concurrent_requests_share_one_forward_pass(model, images):
-    predictor = await started(model, max_batch=64, max_wait_ms=0)
+async def started(handler, **options) -> Batcher:
+    batcher = Batcher(handler, **options)
+    await batcher.start()
+    return batcher
+
+
+async def test_concurrent_requests_share_one_pass_off_the_event_loop(pipeline, uploads):
+    handler = Recording(pipeline)
+    batcher = await started(handler, max_batch=64)
     try:
-        expected = predictor.forward(images[:10])
-        results = await asyncio.gather(*(predictor.predict(images[i : i + 1]) for i in range(10)))
-        assert predictor.forward_passes == 1 and predictor.images_predicted == 10
-        for i, rows in enumerate(results):
-            assert rows.shape == (1, 10)
-            torch.testing.assert_close(rows[0], expected[i], atol=1e-5, rtol=1e-4)
+        answers = await asyncio.gather(*(batcher.submit([u]) for u in uploads[:10]))
+        assert handler.sizes == [10] and batcher.batches == 1 and batcher.items == 10
+        assert all(name.startswith("batcher") for name in handler.threads)
+        expected = pipeline(uploads[:10])
+        for (answer,), alone in zip(answers, expected, strict=True):
+            assert answer.digit == alone.digit
+            assert answer.probabilities == pytest.approx(alone.probabilities, abs=1e-5)
     finally:
-        await predictor.stop()
+        await batcher.stop()
 
 
-async def test_batches_are_bounded_and_multi_image_requests_stay_whole(model, images):
-    predictor = await started(model, max_batch=4, max_wait_ms=0)
+async def test_batches_are_bounded_and_larger_requests_stay_whole(pipeline, uploads):
+    handler = Recording(pipeline)
+    batcher = await started(handler, max_batch=4)
     try:
-        singles = [predictor.predict(images[i : i + 1]) for i in range(10)]
-        await asyncio.gather(*singles)
-        assert predictor.forward_passes == 3  # 4 + 4 + 2
-        chunks = [images[0:3], images[3:9], images[9:10]]
-        results = await asyncio.gather(*(predictor.predict(chunk) for chunk in chunks))
-        assert [len(r) for r in results] == [3, 6, 1]
-        torch.testing.assert_close(
-            torch.cat(results), predictor.forward(images[:10]), atol=1e-5, rtol=1e-4
-        )
-        assert predictor.forward_passes == 6  # 3 alone, 6 alone (over the bound), 1 alone
+        await asyncio.gather(*(batcher.submit([u]) for u in uploads[:10]))
+        assert handler.sizes == [4, 4, 2]
+        parts = [uploads[0:3], uploads[3:9], uploads[9:10]]
+        answers = await asyncio.gather(*(batcher.submit(part) for part in parts))
+        assert [len(a) for a in answers] == [3, 6, 1]
+        assert handler.sizes[3:] == [3, 6, 1]  # 3 alone, 6 alone (over the bound), 1 alone
+        digits = [p.digit for answer in answers for p in answer]
+        assert digits == [p.digit for p in pipeline(uploads[:10])]
     finally:
-        await predictor.stop()
+        await batcher.stop()
 
 
-async def test_the_wait_gathers_requests_still_being_decoded(model, images):
-    predictor = await started(model, max_batch=64, max_wait_ms=60_000)
+async def test_the_wait_gathers_requests_that_arrive_later(pipeline, uploads):
+    handler = Recording(pipeline)
+    batcher = await started(handler, max_batch=3, max_wait_ms=60_000)
     try:
 
-        async def decoded_later(i: int) -> torch.Tensor:
-            with predictor.expecting():
-                await asyncio.sleep(0.01 * i)  # decoding takes a while
-            return await predictor.predict(images[i : i + 1])
+        async def later(i: int):
+            await asyncio.sleep(0.02 * i)
+            return await batcher.submit([uploads[i]])
 
-        await asyncio.gather(*(decoded_later(i) for i in range(5)))
-        assert predictor.forward_passes == 1 and predictor.images_predicted == 5
-
-        async def rejected() -> None:
-            with predictor.expecting():
-                await asyncio.sleep(0.01)  # the upload turns out bad: no predict() follows
-
-        await asyncio.gather(predictor.predict(images[:1]), rejected())
-        assert predictor.forward_passes == 2  # the wait ended when the other request left
+        await asyncio.gather(*(later(i) for i in range(3)))
+        assert handler.sizes == [3]  # a full batch goes at once, long before the wait ends
     finally:
-        await predictor.stop()
+        await batcher.stop()
 
 
-async def test_a_lone_request_does_not_wait(model, images):
-    predictor = await started(model, max_batch=64, max_wait_ms=600_000)
+async def test_without_a_wait_a_lone_request_goes_at_once(pipeline, uploads):
+    batcher = await started(Recording(pipeline), max_batch=64)
     try:
-        rows = await asyncio.wait_for(predictor.predict(images[:1]), timeout=60)
-        assert rows.shape == (1, 10) and predictor.forward_passes == 1
+        (answer,) = await asyncio.wait_for(batcher.submit(uploads[:1]), timeout=60)
+        assert 0 <= answer.digit <= 9
     finally:
-        await predictor.stop()
+        await batcher.stop()
 
 
-async def test_a_cancelled_caller_does_not_disturb_the_others(model, images):
-    predictor = await started(model, max_batch=64, max_wait_ms=50)
+async def test_rejections_keep_their_place_among_predictions(pipeline, uploads):
+    batcher = await started(pipeline)
     try:
-        doomed = asyncio.ensure_future(predictor.predict(images[:1]))
-        kept = asyncio.ensure_future(predictor.predict(images[1:2]))
+        items = [uploads[0], Upload(b"not an image"), uploads[1], Upload(uploads[2].data[:60])]
+        answers = await batcher.submit(items)
+        assert [getattr(a, "status", 200) for a in answers] == [200, 415, 200, 400]
+        assert isinstance(answers[1], InputRejected) and "not an image" in answers[1].detail
+    finally:
+        await batcher.stop()
+
+
+async def test_a_failing_pass_fails_its_callers_and_the_batcher_goes_on(pipeline, uploads):
+    calls = []
+
+    def flaky(items):
+        calls.append(len(items))
+        if len(calls) == 1:
+            raise RuntimeError("the device fell over")
+        return pipeline(items)
+
+    batcher = await started(flaky)
+    try:
+        with pytest.raises(RuntimeError, match="fell over"):
+            await batcher.submit(uploads[:2])
+        (answer,) = await batcher.submit(uploads[2:3])
+        assert 0 <= answer.digit <= 9
+    finally:
+        await batcher.stop()
+
+
+async def test_a_cancelled_caller_does_not_disturb_the_others(pipeline, uploads):
+    handler = Recording(pipeline)
+    batcher = await started(handler, max_wait_ms=50)
+    try:
+        doomed = asyncio.ensure_future(batcher.submit(uploads[:1]))
+        kept = asyncio.ensure_future(batcher.submit(uploads[1:2]))
         await asyncio.sleep(0)
         doomed.cancel()
-        rows = await kept
-        torch.testing.assert_close(rows, predictor.forward(images[1:2]), atol=1e-5, rtol=1e-4)
-        assert predictor.images_predicted == 1
+        (answer,) = await kept
+        assert answer.digit == pipeline(uploads[1:2])[0].digit
+        assert handler.sizes == [1]  # the cancelled request's upload was not processed
     finally:
-        await predictor.stop()
+        await batcher.stop()
 
 
-async def test_stop_fails_pending_callers_and_refuses_new_ones(model, images):
-    predictor = await started(model, max_batch=64, max_wait_ms=600_000)
-    with predictor.expecting():  # keeps the collector waiting for this request
-        pending = asyncio.ensure_future(predictor.predict(images[:1]))
-        await asyncio.sleep(0.01)
-        await predictor.stop()
-    with pytest.raises(RuntimeError, match="stopping"):
-        await pending
+async def test_stop_fails_queued_callers_and_refuses_new_ones(pipeline, uploads):
+    release = threading.Event()
+
+    def slow(items):
+        release.wait(30)
+        return pipeline(items)
+
+    batcher = await started(slow)
+    running = asyncio.ensure_future(batcher.submit(uploads[:1]))
+    await asyncio.sleep(0.05)  # the first batch is now on the batcher's thread
+    queued = asyncio.ensure_future(batcher.submit(uploads[1:2]))
+    await asyncio.sleep(0.01)
+    stopping = asyncio.ensure_future(batcher.stop())
+    await asyncio.sleep(0.01)
+    release.set()
+    await stopping
+    for caller in (running, queued):
+        with pytest.raises(RuntimeError, match="stopping"):
+            await caller
     with pytest.raises(RuntimeError, match="not running"):
-        await predictor.predict(images[:1])
-
-
-async def test_torch_threads_are_set_while_running_and_restored_after(model):
-    before = torch.get_num_threads()
-    wanted = 2 if before == 1 else 1
-    predictor = await started(model, threads=wanted)
-    try:
-        assert torch.get_num_threads() == wanted
-        threads = await asyncio.get_running_loop().run_in_executor(
-            predictor._executor, torch.get_num_threads
-        )
-        assert threads == wanted
-    finally:
-        await predictor.stop()
-    assert torch.get_num_threads() == before
+        await batcher.submit(uploads[:1])

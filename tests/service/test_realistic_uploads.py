@@ -1,6 +1,6 @@
 """Digits as people send them, through the real HTTP API: each realistic set scores >= 98%.
 
-The sets (bench/realistic.py) are made from MNIST *test* images with a fixed seed: photos of
+The sets (testkit/realistic.py) are made from MNIST *test* images with a fixed seed: photos of
 ink on paper, transparent and white canvases, marker, pencil, non-square frames and phone
 photos. They go to a real ``python -m service`` as multipart uploads, in requests of up to 16 files.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from bench.realistic import SETS, generate
-from tests.servers import serve
+from testkit.realistic import SETS, generate
+from testkit.servers import serve
 
 CHUNK_FILES = 16
 CHUNK_BYTES = 8 * 1024 * 1024  # under the service's default 10 MiB request limit

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from testkit.servers import ROOT, free_port, serve, server_env
 from tests.conftest import png_bytes
-from tests.servers import ROOT, free_port, serve, server_env
-from tests.service.conftest import image_bytes
+from tests.service.conftest import curl_form, image_bytes
 
 UPLOAD_LIMIT = 256 * 1024
 
@@ -28,21 +28,6 @@ def server(small_checkpoint, tmp_path_factory):
         log_level="warning",
     ) as running:
         yield running
-
-
-def curl_form(field: str, filename: str, data: bytes, content_type: str) -> tuple[bytes, str]:
-    """The body and Content-Type that ``curl -F field=@filename`` sends."""
-    boundary = "------------------------d74496d66958873e"
-    body = (
-        (
-            f"--{boundary}\r\n"
-            f'Content-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
-            f"Content-Type: {content_type}\r\n\r\n"
-        ).encode()
-        + data
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    return body, f"multipart/form-data; boundary={boundary}"
 
 
 def test_curl_style_upload_of_a_real_mnist_png(server, mnist_png_samples):
@@ -158,6 +143,19 @@ def test_corrupt_checkpoint_stops_startup_with_one_clear_line(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "Traceback" not in output
     assert len([line for line in output.splitlines() if str(corrupt) in line]) == 1, output
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_bad_checkpoint_exits_with_startup_failure_status(tmp_path, workers):
+    """With one worker or several, a bad checkpoint stops the service with status 3."""
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(b"PK\x03\x04 cut short")
+    result = run_service(model_path=str(truncated), port=str(free_port()), workers=workers)
+    output = result.stdout + result.stderr
+    assert result.returncode == 3, output
+    assert "Traceback" not in output
+    naming = {line.split("] ")[-1] for line in output.splitlines() if str(truncated) in line}
+    assert len(naming) == 1, output  # one clear line (per worker process, the same line)
 
 
 def test_invalid_setting_is_refused_clearly():

@@ -1,0 +1,153 @@
+"""The one request path: uploaded files in, predictions or per-file rejections out.
+
+Shaped like KServe's model server: :class:`DigitModel` loads the checkpoint once and has
+``preprocess`` (bytes -> MNIST-style tensors, :func:`digitcore.preprocess.preprocess`),
+``predict`` (one forward pass over the batch) and ``postprocess`` (probabilities -> the
+:class:`~service.schemas.Prediction` every client sees). Calling it on a list of
+:class:`Upload` runs the three in turn. ``/predict`` and ``/predict/batch`` reach it through
+the batcher (:mod:`service.inference`), which hands it the uploads of concurrent requests
+together; the command-line predictor and the benchmarks call it directly.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from digitcore import IMAGE_SIZE
+from digitcore.checkpoint import Checkpoint, load_model
+from digitcore.errors import (
+    CorruptImageError,
+    ImageInputError,
+    ImageTooLargeError,
+    NoDigitFoundError,
+    UnsupportedImageError,
+)
+from digitcore.model import predict_probabilities
+from digitcore.preprocess import DEFAULT_MAX_PIXELS, preprocess, preview_png
+from service.schemas import Prediction
+
+log = logging.getLogger("service")
+
+STATUS_BY_ERROR: tuple[tuple[type[ImageInputError], int], ...] = (
+    (UnsupportedImageError, 415),
+    (CorruptImageError, 400),
+    (ImageTooLargeError, 413),
+    (NoDigitFoundError, 422),
+)
+
+
+class InputRejected(Exception):
+    """An upload that cannot be predicted: the HTTP status and the reason for the client."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def rejection(exc: Exception) -> InputRejected:
+    """The client-facing rejection for an exception raised while reading a client's image."""
+    for error_type, status in STATUS_BY_ERROR:
+        if isinstance(exc, error_type):
+            return InputRejected(status, str(exc))
+    if isinstance(exc, ImageInputError):
+        return InputRejected(400, str(exc))
+    log.warning("undecodable upload (%s: %s)", type(exc).__name__, exc, exc_info=exc)
+    return InputRejected(400, f"the image could not be decoded ({type(exc).__name__})")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One uploaded file, and whether its answer shows the 28x28 image the model saw."""
+
+    data: bytes
+    include_image: bool = False
+
+
+Outcome = Prediction | InputRejected
+Prepared = tuple[torch.Tensor, np.ndarray]  # normalized 1x28x28 tensor, the 28x28 [0, 1] image
+
+
+class DigitModel:
+    """The served checkpoint with its pipeline: uploads -> predictions or rejections."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        checkpoint: Checkpoint | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self.device = next(model.parameters()).device
+        self.max_pixels = max_pixels
+        self.checkpoint = checkpoint or Checkpoint(model.state_dict())
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        device: torch.device,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> DigitModel:
+        """Load the checkpoint at ``path`` (a :class:`CheckpointError` says what is wrong)."""
+        model, checkpoint = load_model(path, device)
+        return cls(model, max_pixels, checkpoint)
+
+    def preprocess(self, uploads: Sequence[Upload]) -> list[Prepared | InputRejected]:
+        """Each upload -> (normalized 1x28x28 tensor, the 28x28 image), or its rejection."""
+        results = preprocess([upload.data for upload in uploads], self.max_pixels)
+        return [rejection(r) if isinstance(r, Exception) else r for r in results]
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """One forward pass: N x 1 x 28 x 28 normalized -> N x 10 probabilities (CPU)."""
+        return predict_probabilities(self.model, images)
+
+    @staticmethod
+    def postprocess(probabilities: list[float], view: np.ndarray | None) -> Prediction:
+        """One row of probabilities -> the answer; ``view`` becomes ``input_image`` when given."""
+        digit = max(range(len(probabilities)), key=probabilities.__getitem__)
+        image = base64.b64encode(preview_png(view)).decode("ascii") if view is not None else None
+        return Prediction.model_construct(
+            digit=digit,
+            confidence=probabilities[digit],
+            probabilities=probabilities,
+            input_image=image,
+        )
+
+    def __call__(self, uploads: Sequence[Upload]) -> list[Outcome]:
+        """Preprocess every upload, predict the good ones in one pass, answer each in order."""
+        prepared = self.preprocess(uploads)
+        good = [item for item in prepared if not isinstance(item, InputRejected)]
+        rows = self.predict(torch.stack([t for t, _ in good])).tolist() if good else []
+        answers = iter(rows)
+        return [
+            item
+            if isinstance(item, InputRejected)
+            else self.postprocess(next(answers), item[1] if upload.include_image else None)
+            for upload, item in zip(uploads, prepared, strict=True)
+        ]
+
+    def warm_up(self, batch_sizes: Sequence[int]) -> None:
+        """Run each batch size once, so that the first requests pay no one-off setup."""
+        for size in sorted(set(batch_sizes)):
+            self.predict(torch.zeros(size, 1, IMAGE_SIZE, IMAGE_SIZE))
+        self([Upload(_sample_png(), include_image=True)])
+
+
+def _sample_png() -> bytes:
+    """A small white-on-black stroke: enough to run every step of the pipeline once."""
+    pixels = np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    pixels[5:23, 12:16] = 255
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
