@@ -33,8 +33,13 @@ CANVAS = 28
 CENTRE = 14.0
 NOISE_FLOOR = 0.01  # minimum threshold above the background, in [0, 1] luminance units
 MIN_CONTRAST = 0.04  # ink weaker than this against the background is not ink
-ANALYSIS_SIZE = 128  # the background is modelled on a copy at most this large
+ANALYSIS_SIZE = 96  # the background is modelled on a copy at most this large
 DARK_BACKGROUND_SHARE = 0.6  # the dark class is the background only when it covers more
+BROAD_PAPER = 0.12  # a bright patch this deep (share of the short side) is paper, not ink
+SURE_INK = 0.45  # dark ink: darker than this share of the lit paper is ink, never paper
+FRAME_LINE = 0.05  # a line across the picture thinner than this share of it is a frame or rule
+FRAME_BAND = 0.15  # ink along a side, closer to it on average than this share, is a page edge
+ROUNDS = 2  # rounds of masked smoothing: the second settles the paper next to the ink
 STROKE_RANGE = (1.2, 3.0)  # MNIST's stroke width at 20 px scale, 5th-95th percentile
 STROKE_TARGET = (1.6, 2.4)
 EIGHT_NEIGHBOURS = np.ones((3, 3))
@@ -133,9 +138,11 @@ def fit_paper(gray: np.ndarray) -> Paper:
     mode, count = _mode(values)
     if count >= 0.6 * values.size:
         return Paper(mode, 0.0, dark_ink, max(mode, 0.05) if dark_ink else 1.0)
-    level, depth = _closed_paper(small, dark_ink)
+    if not dark_ink and _broad(~dark):
+        dark_ink = True  # the dark class is a shadow's paper and the ink, the bright one lit paper
+    level, depth = _closed_paper(small, dark_ink, small[~dark] if dark_ink else None)
     sigma = max(1.0, max(small.shape) / 40)
-    for _ in range(3):
+    for _ in range(ROUNDS):
         residual = small - level
         weights = (residual > -depth if dark_ink else residual < depth).astype(np.float32)
         level = _masked_smooth(small, weights, sigma)
@@ -146,19 +153,41 @@ def fit_paper(gray: np.ndarray) -> Paper:
     return Paper(surface, noise, dark_ink, scale)
 
 
-def _closed_paper(small: np.ndarray, dark_ink: bool) -> tuple[np.ndarray, float]:
+def _broad(region: np.ndarray) -> bool:
+    """Whether ``region`` holds a patch too wide to be a stroke: paper, e.g. beside a shadow.
+
+    Strokes are thin however they are drawn: no point of them lies further than a fraction of
+    the picture's size from their edge. A lit part of the page does.
+    """
+    if not region.any():
+        return False
+    depth = ndimage.distance_transform_edt(region)
+    return float(depth.max()) >= BROAD_PAPER * min(region.shape)
+
+
+def _closed_paper(
+    small: np.ndarray, dark_ink: bool, paper: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
     """A first paper level: the ink closed over (grey closing), and how deep the ink goes.
 
     The window starts at a quarter of the image, which follows light and shadows, and grows
-    while the ink it finds has strokes too wide for it (thick marker filling the frame).
+    while the ink has strokes too wide for it (thick marker filling the frame). Ink is what
+    the closing lifted, and, for dark ink, whatever is far darker than the bright ``paper``
+    pixels (even a shadow leaves paper above ``SURE_INK`` of the lit paper's level): a stroke
+    wider than the window is not lifted at all, so the lift alone would never see it.
     """
     close = ndimage.grey_closing if dark_ink else ndimage.grey_opening
     window = max(3, round(max(small.shape) / 4))
+    sure = None
+    if paper is not None and paper.size:
+        sure = small < SURE_INK * float(np.median(paper))
     for _ in range(3):
         level = close(small, size=(window, window), mode="nearest")
         residual = small - level if dark_ink else level - small
         depth = max(0.5 * float(np.abs(np.percentile(residual, 2))), 0.01)
         ink = residual < -depth
+        if sure is not None:
+            ink |= sure
         if not ink.any():
             break
         widest = float(np.percentile(ndimage.distance_transform_edt(ink)[ink], 95))
@@ -222,12 +251,29 @@ def _masked_smooth(values: np.ndarray, weights: np.ndarray, sigma: float) -> np.
     level = float(np.median(values[weights > 0])) if weights.any() else float(np.median(values))
     result = np.full(values.shape, level, dtype=np.float32)
     for scale in (8.0, 4.0, 2.0, 1.0):
-        mass = ndimage.gaussian_filter(values * weights, sigma * scale, mode="nearest")
-        cover = ndimage.gaussian_filter(weights, sigma * scale, mode="nearest")
+        mass = _blurred(values * weights, sigma * scale)
+        cover = _blurred(weights, sigma * scale)
         local = mass / np.maximum(cover, 1e-3)  # where cover is that small, trust is ~0
         trust = np.clip(cover / 0.25, 0.0, 1.0)
         result = trust * local + (1 - trust) * result
     return result.astype(np.float32)
+
+
+def _blurred(values: np.ndarray, sigma: float) -> np.ndarray:
+    """A Gaussian blur; a wide one is done on a box-averaged copy and stretched back.
+
+    The surfaces blurred here are smooth at the blur's own scale, so the copy loses nothing
+    that matters and costs a fraction of a full-size wide kernel.
+    """
+    factor = int(sigma // 2)
+    if factor <= 1:
+        return ndimage.gaussian_filter(values, sigma, mode="nearest", truncate=3.0)
+    height, width = values.shape
+    padded = np.pad(values, ((0, -height % factor), (0, -width % factor)), mode="edge")
+    rows, cols = padded.shape[0] // factor, padded.shape[1] // factor
+    reduced = padded.reshape(rows, factor, cols, factor).mean(axis=(1, 3))
+    reduced = ndimage.gaussian_filter(reduced, sigma / factor, mode="nearest", truncate=3.0)
+    return _grown(reduced, padded.shape)[:height, :width]
 
 
 @dataclass
@@ -238,15 +284,40 @@ class _Component:
     box: tuple[slice, slice]
     touches_border: bool
 
-    def frame_like(self, shape: tuple[int, int]) -> bool:
-        """A page edge, scan border or table: spans the image thinly, or covers much of it."""
+    def frame_like(self, labels: np.ndarray) -> bool:
+        """A page edge, scan border, frame or ruled line, not a digit that the frame cuts.
+
+        Such a thing runs along a side of the picture (covers most of it, its ink close to
+        it) or crosses the whole picture as a thin line. A digit cut by a tight crop touches
+        the sides only where its strokes reach them, its ink mostly away from them.
+        """
+        if not self.touches_border:
+            return False
+        height, width = labels.shape
         rows, cols = self.box
-        height, width = rows.stop - rows.start, cols.stop - cols.start
-        spans = height >= 0.9 * shape[0] or width >= 0.9 * shape[1]
-        fill = self.area / (height * width)
-        return self.touches_border and (
-            (spans and fill < 0.3) or self.area > 0.4 * shape[0] * shape[1]
-        )
+        box_height, box_width = rows.stop - rows.start, cols.stop - cols.start
+        if (box_width >= 0.9 * width and self.area / box_width < FRAME_LINE * height) or (
+            box_height >= 0.9 * height and self.area / box_height < FRAME_LINE * width
+        ):
+            return True
+        mask = labels[self.box] == self.label
+        ys, xs = np.nonzero(mask)
+        sides = (  # (touches, share of the side covered, mean distance / picture's depth)
+            (rows.start == 0, mask[0].mean() * box_width / width, ys.mean() / height),
+            (rows.stop == height, mask[-1].mean() * box_width / width,
+             (box_height - 1 - ys.mean()) / height),
+            (cols.start == 0, mask[:, 0].mean() * box_height / height, xs.mean() / width),
+            (cols.stop == width, mask[:, -1].mean() * box_height / height,
+             (box_width - 1 - xs.mean()) / width),
+        )  # fmt: skip
+        for touches, covered, distance in sides:
+            if not touches:
+                continue
+            if covered >= 0.6 and distance < FRAME_BAND:
+                return True
+            if covered >= 0.9 and self.area > 0.4 * height * width:
+                return True
+        return False
 
 
 def select_digit(ink: np.ndarray) -> np.ndarray:
@@ -275,7 +346,7 @@ def select_digit(ink: np.ndarray) -> np.ndarray:
         for i in range(count)
         if strong[i] > 0
     ]
-    digit_like = [c for c in parts if not c.frame_like(ink.shape)]
+    digit_like = [c for c in parts if not c.frame_like(labels)]
     if digit_like:
         parts = digit_like
     if not parts:

@@ -26,16 +26,22 @@ from digitcore.mnistify import mnistify
 
 SUPPORTED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "GIF", "BMP", "DIB", "TIFF", "WEBP"})
 DEFAULT_MAX_PIXELS = 40_000_000
+DRAFT_SIZE = WORKING_SIZE // 2  # a large JPEG is decoded reduced, to no less than this a side
 MNIST_BOX = 20  # MNIST's digits: the ink's longest side, in pixels
 MNIST_CENTRE = 14.0  # and where their centre of mass lies, in pixel indices
 _INDICES = np.arange(IMAGE_SIZE, dtype=np.float32)
 
 
-def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+def decode_image(
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, *, gray: bool = False
+) -> Image.Image:
     """Decode ``data`` into a loaded, upright PIL image (first frame of animations).
 
     Checks the declared size against ``max_pixels`` before decoding any pixel data, decodes
-    large JPEGs reduced (``draft``), and applies the EXIF orientation.
+    large JPEGs reduced (``draft``: by 2, 4 or 8 in the decoder itself, to no less than
+    ``DRAFT_SIZE`` on each side), and applies the EXIF orientation. With ``gray``, a colour
+    JPEG is decoded to its luminance alone (what the pipeline uses), skipping the colour
+    conversion.
     """
     if not data:
         raise UnsupportedImageError("the uploaded file is empty")
@@ -64,10 +70,8 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
     if width < 1 or height < 1:
         raise CorruptImageError("the image has no pixels")
     try:
-        if image.format in {"JPEG", "MPO"} and max(width, height) > WORKING_SIZE:
-            image.draft(
-                image.mode if image.mode in ("L", "RGB") else "RGB", (WORKING_SIZE, WORKING_SIZE)
-            )
+        if image.format in {"JPEG", "MPO"}:
+            _draft(image, gray)
         image.seek(0)
         image.load()
         image = ImageOps.exif_transpose(image)
@@ -76,6 +80,16 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
             f"the {image.format} image is corrupt or truncated: {exc}"
         ) from None
     return image
+
+
+def _draft(image: Image.Image, gray: bool) -> None:
+    """Ask the JPEG decoder for a reduced and, with ``gray``, luminance-only decode."""
+    width, height = image.size
+    large = max(width, height) > WORKING_SIZE
+    if gray and image.mode in ("L", "RGB"):
+        image.draft("L", (DRAFT_SIZE, DRAFT_SIZE) if large else (width, height))
+    elif large:
+        image.draft(image.mode if image.mode in ("L", "RGB") else "RGB", (DRAFT_SIZE, DRAFT_SIZE))
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
@@ -131,7 +145,7 @@ def preprocess(
     results: list[tuple[torch.Tensor, np.ndarray] | Exception] = []
     for data in uploads:
         try:
-            image = decode_image(data, max_pixels)
+            image = decode_image(data, max_pixels, gray=True)
             mnist = mnist_form(image)
             if mnist is None:
                 mnist = mnistify(image)

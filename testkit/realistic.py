@@ -307,7 +307,8 @@ def coloured_paper(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, 
 def faint_pencil(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
     """Very light, thin pencil on textured paper, any margin."""
     ink = _large_canvas(digit, rng, 120, 300)
-    thin = ndimage.grey_erosion(ink, size=(max(2, ink.shape[0] // 60),) * 2)
+    top, bottom, _, _ = _ink_box(ink)  # thinned like the pencil sheets: by the digit's size
+    thin = ndimage.grey_erosion(ink, size=(max(2, (bottom - top) // 45),) * 2)
     crop, box = _cropped(thin, ink, _margins(rng, ink.shape[0] // 3))
     faint = rng.uniform(0.22, 0.4) * crop
     return _encode(_paper(rng, crop.shape, faint), "JPEG", quality=int(rng.integers(75, 95))), box

@@ -35,13 +35,7 @@ def server(tmp_path_factory, default_model_path):
         yield running
 
 
-# Still open work, below 98 %: frame_filling (thick marker filling a tight frame, 96 % of the
-# first 100), shadows (275/300 through HTTP) and faint_pencil (some answered 422 no digit).
-OPEN = ("frame_filling", "shadows", "faint_pencil")
-GATED = [name for name in SETS if name not in OPEN]
-
-
-@pytest.mark.parametrize("name", GATED)
+@pytest.mark.parametrize("name", list(SETS))
 def test_each_realistic_set_scores_at_least_98_percent(server, mnist_test, name):
     images, labels = (t.numpy() for t in mnist_test)
     samples = list(generate(name, images, labels))
@@ -54,8 +48,9 @@ def test_each_realistic_set_scores_at_least_98_percent(server, mnist_test, name)
             response = client.post("/predict/batch", files=files)
             assert response.status_code == 200, response.text
             results = response.json()["results"]
-            assert [r["status"] for r in results] == [200] * len(chunk), results
-            digits += [r["prediction"]["digit"] for r in results]
+            # A refusal ("no digit found") counts as a wrong answer; nothing else may happen.
+            assert {r["status"] for r in results} <= {200, 422}, results
+            digits += [r["prediction"]["digit"] if r["status"] == 200 else None for r in results]
     right = sum(d == s.label for d, s in zip(digits, samples, strict=True))
     assert len(digits) == len(samples) == SETS[name][1]
     assert right / len(samples) >= 0.98, f"{name}: {right}/{len(samples)} right"

@@ -1,0 +1,142 @@
+"""mnistify on real-looking uploads, in-process through ``preprocess`` and the default model.
+
+The metamorphic test: cropping an accepted upload closer to its ink (the ink's box plus 0-5 px,
+as a cropping tool does) must not change the digit read. Then the cases that hold both sides
+of the paper model: a digit the frame cuts is kept, a page edge or frame line beside a digit
+is dropped, and a photo of blank paper (noise and light only) is refused.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageOps
+
+from digitcore.checkpoint import load_model
+from digitcore.errors import NoDigitFoundError
+from digitcore.preprocess import preprocess
+from testkit.realistic import SETS, _cropped, _digit_ink, _encode, _paper, generate
+
+PER_SET = 30
+PHONE_SAMPLES = 4  # 3000x4000 photos: slow to make
+
+
+@pytest.fixture(scope="module")
+def model(default_model_path):
+    torch.set_num_threads(1)
+    loaded, _ = load_model(default_model_path)
+    return loaded
+
+
+def read(model, uploads: list[bytes]) -> list[int | None]:
+    """The digit read from each upload, ``None`` where the pipeline refused it."""
+    outcomes = preprocess(uploads)
+    accepted = [o for o in outcomes if not isinstance(o, Exception)]
+    digits = iter([])
+    if accepted:
+        with torch.inference_mode():
+            digits = iter(model(torch.stack([t for t, _ in accepted])).argmax(1).tolist())
+    return [None if isinstance(o, Exception) else next(digits) for o in outcomes]
+
+
+def recropped(data: bytes, box: tuple[int, int, int, int], rng: np.random.Generator) -> bytes:
+    """The upload, upright, cut to the ink's ``box`` plus 0-5 px a side, saved the same way."""
+    image = Image.open(io.BytesIO(data))
+    fmt = image.format
+    image = ImageOps.exif_transpose(image)
+    x0, y0, x1, y1 = box
+    left, top, right, bottom = (int(m) for m in rng.integers(0, 6, 4))
+    area = (
+        max(0, x0 - left),
+        max(0, y0 - top),
+        min(image.width, x1 + right),
+        min(image.height, y1 + bottom),
+    )
+    buffer = io.BytesIO()
+    image.crop(area).save(buffer, format=fmt, **({"quality": 92} if fmt == "JPEG" else {}))
+    return buffer.getvalue()
+
+
+def test_cropping_closer_to_the_ink_keeps_the_digit(model, mnist_test):
+    images, labels = (t.numpy() for t in mnist_test)
+    rng = np.random.default_rng(7)
+    agree = total = 0
+    disagreements = []
+    for name in SETS:
+        count = PHONE_SAMPLES if name == "phone" else PER_SET
+        samples = list(generate(name, images, labels, count))
+        first = read(model, [s.data for s in samples])
+        kept = [(s, d) for s, d in zip(samples, first, strict=True) if d is not None]
+        second = read(model, [recropped(s.data, s.box, rng) for s, _ in kept])
+        for (sample, digit), again in zip(kept, second, strict=True):
+            total += 1
+            agree += again == digit
+            if again != digit:
+                disagreements.append((sample.name, digit, again))
+    assert total >= 0.95 * (PER_SET * (len(SETS) - 1) + PHONE_SAMPLES)
+    assert agree / total >= 0.98, disagreements
+
+
+def sheet(ink: np.ndarray, seed: int) -> bytes:
+    """``ink`` in [0, 1] photographed on paper: uneven light, texture, noise, JPEG."""
+    return _encode(_paper(np.random.default_rng(seed), ink.shape, ink), "JPEG", quality=85)
+
+
+def digit_inks(mnist_test, count: int) -> list[tuple[np.ndarray, int]]:
+    images, labels = (t.numpy() for t in mnist_test)
+    rng = np.random.default_rng(11)
+    return [(_digit_ink(images[i], rng, 120, 240), int(labels[i])) for i in range(count)]
+
+
+def test_a_digit_the_frame_cuts_is_kept(model, mnist_test):
+    uploads, labels = [], []
+    for index, (ink, label) in enumerate(digit_inks(mnist_test, 20)):
+        side = index % 4  # the frame cuts 2 px into the strokes on one side, 0-2 px elsewhere
+        margins = [index % 3, (index + 1) % 3, (index + 2) % 3, index % 2]
+        margins[side] = -2
+        crop, _ = _cropped(ink, ink, tuple(margins))
+        uploads.append(sheet(crop, index))
+        labels.append(label)
+    digits = read(model, uploads)
+    assert None not in digits
+    assert sum(d == label for d, label in zip(digits, labels, strict=True)) >= 19
+
+
+def framed(ink: np.ndarray, kind: str) -> np.ndarray:
+    """``ink`` with a page edge (the dark table beyond it) or a frame line beside the digit."""
+    ink = np.pad(ink, ink.shape[0] // 3)
+    height, width = ink.shape
+    extra = np.zeros_like(ink)
+    if kind == "page_edge":
+        extra[:, : width // 12] = 0.9
+    elif kind == "frame_line":
+        extra[height // 40 : height // 40 + 3, :] = 1.0
+        extra[:, width - width // 30 - 3 : width - width // 30] = 1.0
+    return np.maximum(ink, extra)
+
+
+def ink_box(pixels: np.ndarray) -> tuple[int, int, int, int]:
+    rows, cols = np.nonzero(pixels > 0.3)
+    return rows.min(), rows.max(), cols.min(), cols.max()
+
+
+@pytest.mark.parametrize("kind", ["page_edge", "frame_line"])
+def test_a_page_edge_or_frame_line_beside_the_digit_is_dropped(model, mnist_test, kind):
+    cases = digit_inks(mnist_test, 10)
+    plain = preprocess([sheet(framed(ink, "none"), i) for i, (ink, _) in enumerate(cases)])
+    edged = preprocess([sheet(framed(ink, kind), i) for i, (ink, _) in enumerate(cases)])
+    for (_, without), (_, with_edge) in zip(plain, edged, strict=True):
+        # the digit alone, where it was: the edge added no ink and did not move or shrink it
+        assert ink_box(with_edge) == pytest.approx(ink_box(without), abs=1)
+    digits = read(model, [sheet(framed(ink, kind), i) for i, (ink, _) in enumerate(cases)])
+    assert sum(d == label for d, (_, label) in zip(digits, cases, strict=True)) >= 9
+
+
+@pytest.mark.parametrize("size", [(480, 640), (90, 70), (300, 300)])
+def test_a_photo_of_blank_paper_is_refused(size):
+    uploads = [sheet(np.zeros(size, dtype=np.float32), seed) for seed in range(6)]
+    for outcome in preprocess(uploads):
+        assert isinstance(outcome, NoDigitFoundError)
