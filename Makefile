@@ -9,7 +9,7 @@ ARGS   ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup data train model serve check test pytest lint format browser bench bench-wild \
-        bench-train bench-load bench-micro bench-coldstart docker-lint compose-smoke predict clean
+        bench-train bench-load bench-micro bench-coldstart bench-soak docker-lint compose-smoke predict clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -73,7 +73,18 @@ bench-micro: model  ## micro-benchmark of the parts of a request
 bench-coldstart: model  ## process start to /readyz, resident memory per worker
 	$(BIN)/python -m bench.coldstart
 
-bench: bench-wild bench-train bench-load bench-micro bench-coldstart  ## all benchmarks
+bench-soak: model  ## 20,000 mixed valid/invalid requests: statuses, errors, memory growth
+	$(BIN)/python -m bench.soak --model $(MODEL) $(ARGS)
+
+.PHONY: bench-ray deploy-validate
+bench-ray: model  ## Ray Serve (2 replicas) vs one uvicorn worker, wrk on loopback
+	$(BIN)/python -m bench.ray_compare --model $(MODEL) $(ARGS)
+
+bench: bench-wild bench-train bench-load bench-micro bench-coldstart bench-soak  ## all benchmarks
+
+deploy-validate: setup  ## deploy/: k8s manifests (kubernetes-validate), KServe, Ray Serve configs
+	$(BIN)/kubernetes-validate --strict --quiet deploy/k8s/*.yaml
+	$(BIN)/python -m pytest -q tests/deploy/test_manifests.py
 
 docker-lint: setup  ## hadolint on the Dockerfile, docker compose config -q
 	bash scripts/docker-lint.sh

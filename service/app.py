@@ -1,72 +1,74 @@
-"""The app factory and its lifespan: load the model once, serve it, release it.
+"""The app factory and its lifespan: load the model once, serve it, reload it, release it.
 
-``create_app(settings)`` builds the FastAPI app; its lifespan loads the checkpoint onto the
-configured device (:class:`service.pipeline.DigitModel`), warms it up and starts the batcher
-that every prediction route submits to (:mod:`service.inference`); routes find both on
-``app.state`` through their dependencies. ``service.app:app`` is an app built from the
+``create_app(settings)`` builds the FastAPI app: routes (one router per concern; the API ones
+behind the API-key dependency), exception handlers, and middleware that only wraps (request
+ids, metrics, CORS, the body limit). Its lifespan loads the checkpoint onto the configured
+device (:class:`service.live.LiveModel`), starts the batcher that every prediction route
+submits to, and reloads the model on SIGHUP. ``service.app:app`` is an app built from the
 environment; ``python -m service`` runs ``create_app`` as uvicorn's app factory.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
+import signal
+import threading
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import torch
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 from threadpoolctl import threadpool_limits
 
-from digitcore.checkpoint import CheckpointError, file_sha256
-from digitcore.model import count_parameters, resolve_device
-from service.config import Settings
+from service.config import Settings, read_api_keys, split_list
 from service.errors import install_handlers
-from service.inference import Batcher
+from service.live import LiveModel, ModelUnusable
+from service.logs import RequestId
+from service.metrics import HttpMetrics, Metrics
 from service.middleware import BodyLimit, QuietStartupFailure, StartupError
-from service.pipeline import DigitModel
-from service.routes import health, model, page, predict
-from service.schemas import ModelInfo
+from service.routes import admin, health, metrics, model, page, predict, v2
+from service.security import ApiKey
 
 log = logging.getLogger("service")
 
 DESCRIPTION = """Recognizes the handwritten digit in an uploaded image with a small CNN trained
 on MNIST. Send an image as multipart field `file` to `POST /predict`:
-`curl -F file=@digit.png http://localhost:8000/predict`. Errors are JSON `{"detail": "..."}`."""
+`curl -F file=@digit.png http://localhost:8000/predict`. Errors are JSON `{"detail": "..."}`.
+When the service has API keys, send one as `Authorization: Bearer <key>` or `X-API-Key: <key>`."""
 
 
-def load(settings: Settings) -> tuple[DigitModel, ModelInfo]:
-    """The checkpoint at ``MODEL_PATH`` on ``DEVICE``; a :class:`StartupError` says what's wrong."""
+@contextlib.contextmanager
+def reload_on_sighup(live: LiveModel):
+    """SIGHUP reloads the model, as ``POST /admin/reload`` does (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    reloads: set[asyncio.Task] = set()
+
+    async def reload() -> None:
+        try:
+            await live.reload()
+        except ModelUnusable as exc:
+            log.error("SIGHUP: not reloaded, still serving sha256 %s: %s", live.info.sha256, exc)
+
+    def on_sighup() -> None:
+        task = loop.create_task(reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
     try:
-        device = resolve_device(settings.device)
-    except ValueError as exc:
-        raise StartupError(f"DEVICE={settings.device}: {exc}") from None
-    try:
-        digit_model = DigitModel.load(settings.model_path, device, settings.max_image_pixels)
-        sha256 = file_sha256(settings.model_path)
-    except CheckpointError as exc:
-        raise StartupError(str(exc)) from None
-    except OSError as exc:
-        raise StartupError(f"checkpoint {settings.model_path}: {exc.strerror or exc}") from None
-    checkpoint = digit_model.checkpoint
-    meta = checkpoint.metadata
-    info = ModelInfo(
-        architecture=checkpoint.architecture,
-        parameters=count_parameters(digit_model.model),
-        sha256=sha256,
-        path=str(settings.model_path),
-        device=str(device),
-        epoch=checkpoint.epoch,
-        test_accuracy=meta.get("test_accuracy"),
-        epochs=meta.get("epochs"),
-        created=meta.get("created"),
-        metadata=meta,
-    )
-    return digit_model, info
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
 
 
-@asynccontextmanager
+@contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     threads_before = torch.get_num_threads()
@@ -75,39 +77,45 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # parallelism here (one worker process per core), so BLAS runs single-threaded as torch does.
     blas = threadpool_limits(limits=1, user_api="blas")
     try:
-        digit_model, info = load(settings)
-        digit_model.warm_up([1, settings.batch_max_size])
-        batcher = Batcher(
-            digit_model, max_batch=settings.batch_max_size, max_wait_ms=settings.batch_wait_ms
-        )
-        await batcher.start()
+        try:
+            app.state.api_keys = read_api_keys(settings)
+        except OSError as exc:
+            raise StartupError(f"API_KEYS_FILE={settings.api_keys_file}: {exc.strerror}") from None
+        try:
+            live = LiveModel(settings, app.state.metrics)
+        except ModelUnusable as exc:
+            raise StartupError(str(exc)) from None
+        await live.batcher.start()
         # Everything loaded so far lives as long as the process: keep it out of the collector's
         # full passes (hundreds of thousands of objects, tens of ms each) while serving.
         gc.collect()
         gc.freeze()
-        app.state.model_info = info
-        app.state.batcher = batcher
+        app.state.live = live
+        info = live.info
         log.info(
-            "serving %s (%s parameters, test accuracy %s) from %s on %s; sha256 %s",
+            "serving %s (%s parameters, test accuracy %s) from %s on %s; sha256 %s; API %s",
             info.architecture,
             f"{info.parameters:,}",
             info.test_accuracy,
             info.path,
             info.device,
             info.sha256[:12],
+            f"with {len(app.state.api_keys)} key(s)" if app.state.api_keys else "open",
         )
         try:
-            yield
+            with reload_on_sighup(live):
+                yield
         finally:
-            app.state.batcher = None
-            await batcher.stop()
+            app.state.live = None
+            await live.batcher.stop()
             gc.unfreeze()
-            if batcher.batches:
+            app.state.metrics.worker_stopped()
+            if live.batcher.batches:
                 log.info(
                     "predicted %s images in %s batches (%.1f per batch)",
-                    f"{batcher.items:,}",
-                    f"{batcher.batches:,}",
-                    batcher.items / batcher.batches,
+                    f"{live.batcher.items:,}",
+                    f"{live.batcher.batches:,}",
+                    live.batcher.items / live.batcher.batches,
                 )
     finally:
         blas.restore_original_limits()
@@ -124,13 +132,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.batcher = None
-    app.state.model_info = None
+    app.state.live = None
+    app.state.api_keys = ()
+    app.state.metrics = Metrics()
     install_handlers(app)
-    for module in (predict, health, model, page):
-        app.include_router(module.router)
+    for open_router in (health.router, v2.health_router, metrics.router, page.router):
+        app.include_router(open_router)
+    for api in (predict, model, v2):
+        app.include_router(api.router, dependencies=[ApiKey])
+    if settings.admin_api_key is not None and settings.admin_api_key.get_secret_value():
+        app.include_router(admin.router)
+    # Outermost last: request id, metrics, CORS, the body limit, then the app.
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(QuietStartupFailure)
+    origins = split_list(settings.cors_origins)
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "X-Request-ID", "Content-Type"],
+            expose_headers=["X-Request-ID"],
+        )
+    app.add_middleware(HttpMetrics, metrics=app.state.metrics)
+    app.add_middleware(RequestId)
     return app
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -39,10 +39,45 @@ class Settings(BaseSettings):
         description="longest a forward pass waits for more requests (0: it takes what is queued)",
     )
 
-    @field_validator("log_level", mode="before")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text lines, or json: one JSON object per line"
+    )
+    api_keys: SecretStr = Field(
+        SecretStr(""), description="comma-separated keys for the API routes (unset: open)"
+    )
+    api_keys_file: Path | None = Field(
+        None, description="file with more API keys, one per line (# comments allowed)"
+    )
+    admin_api_key: SecretStr | None = Field(
+        None, description="enables POST /admin/reload for this bearer key"
+    )
+    cors_origins: str = Field(
+        "", description="comma-separated origins allowed to call the API from a browser"
+    )
+
+    @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+
+def split_list(text: str) -> list[str]:
+    """``a, b,,c`` -> ``["a", "b", "c"]``."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def read_api_keys(settings: Settings) -> tuple[str, ...]:
+    """Every API key: ``API_KEYS`` and the lines of ``API_KEYS_FILE``; empty when the API is open.
+
+    A key file that cannot be read raises :class:`OSError` (startup stops, naming the file).
+    """
+    keys = split_list(settings.api_keys.get_secret_value())
+    if settings.api_keys_file is not None:
+        for line in settings.api_keys_file.read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                keys.append(line)
+    return tuple(dict.fromkeys(keys))
 
 
 def describe() -> str:
@@ -50,6 +85,11 @@ def describe() -> str:
     lines = []
     for name, field in Settings.model_fields.items():
         default = field.default
-        shown = f"{default}" if not isinstance(default, Path) else default.as_posix()
+        if isinstance(default, Path):
+            shown = default.as_posix()
+        elif isinstance(default, SecretStr) or default is None:
+            shown = "(unset)" if not default or not default.get_secret_value() else "****"
+        else:
+            shown = f"{default}"
         lines.append(f"  {name.upper():<20} {shown:<22} {field.description or ''}".rstrip())
     return "\n".join(lines)

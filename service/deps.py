@@ -1,4 +1,4 @@
-"""FastAPI dependencies: how routes get the settings, the batcher and the model's facts.
+"""FastAPI dependencies: how routes get the settings, the live model, its batcher and facts.
 
 The lifespan puts them on ``app.state``; tests replace them with ``app.dependency_overrides``.
 They are ``async`` so that resolving them costs no thread hop.
@@ -12,6 +12,7 @@ from fastapi import Depends, HTTPException, Request
 
 from service.config import Settings
 from service.inference import Batcher
+from service.live import LiveModel
 from service.pipeline import Outcome, Upload
 from service.schemas import ModelInfo
 
@@ -24,21 +25,22 @@ async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _loaded(request: Request, name: str):
-    value = getattr(request.app.state, name, None)
-    if value is None:
+async def get_live_model(request: Request) -> LiveModel:
+    live = request.app.state.live
+    if live is None:
         raise HTTPException(status_code=503, detail=NOT_READY)
-    return value
+    return live
 
 
-async def get_batcher(request: Request) -> PredictionBatcher:
-    return _loaded(request, "batcher")
+async def get_batcher(live: Annotated[LiveModel, Depends(get_live_model)]) -> PredictionBatcher:
+    return live.batcher
 
 
-async def get_model_info(request: Request) -> ModelInfo:
-    return _loaded(request, "model_info")
+async def get_model_info(live: Annotated[LiveModel, Depends(get_live_model)]) -> ModelInfo:
+    return live.info
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+LiveModelDep = Annotated[LiveModel, Depends(get_live_model)]
 BatcherDep = Annotated[PredictionBatcher, Depends(get_batcher)]
 ModelInfoDep = Annotated[ModelInfo, Depends(get_model_info)]

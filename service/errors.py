@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from service.live import ModelUnusable
 from service.pipeline import InputRejected
 from service.schemas import ErrorDetail
 
@@ -32,6 +33,8 @@ _EXAMPLES = {
         "multipart field 'file' is missing: send it as multipart/form-data field 'file' "
         "(curl -F file=@digit.png ...)",
     ),
+    401: ("No API key, or not a valid one", "the API key is not valid"),
+    403: ("A key that may not do this", "this API key may not reload the model"),
     503: ("The model is not loaded yet", "the model is not loaded yet; retry shortly"),
 }
 
@@ -65,6 +68,10 @@ async def _http_handler(request: Request, exc: HTTPException) -> JSONResponse:
     return error_response(exc.status_code, str(exc.detail), exc.headers)
 
 
+async def _unusable_handler(request: Request, exc: ModelUnusable) -> JSONResponse:
+    return error_response(422, f"not reloaded, the served model is unchanged: {exc}")
+
+
 async def _rejected_handler(request: Request, exc: InputRejected) -> JSONResponse:
     return error_response(exc.status, exc.detail)
 
@@ -80,3 +87,4 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(InputRejected, _rejected_handler)
+    app.add_exception_handler(ModelUnusable, _unusable_handler)

@@ -8,7 +8,9 @@ meanwhile. Requests that arrive while a batch runs form the next one: batches gr
 load, and a lone request waits for nobody (with the default ``max_wait_ms`` of 0).
 
 The service hands it :class:`~service.pipeline.DigitModel`: decoding, preprocessing, one
-forward pass and the answers, per batch, on the batcher's thread.
+forward pass and the answers, per batch, on the batcher's thread. :meth:`Batcher.replace`
+swaps the function (a reloaded model) without a pause: what was submitted before the swap is
+still answered by the function it was submitted to.
 """
 
 from __future__ import annotations
@@ -18,10 +20,19 @@ import contextlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
 Answer = TypeVar("Answer")
+
+
+@dataclass
+class _Request:
+    items: Sequence
+    future: asyncio.Future
+    handler: Callable
+    queued_at: float
 
 
 class Batcher(Generic[Item, Answer]):
@@ -33,13 +44,15 @@ class Batcher(Generic[Item, Answer]):
         *,
         max_batch: int = 64,
         max_wait_ms: float = 0.0,
+        on_batch: Callable[[int, list[float]], None] | None = None,
     ) -> None:
         self.handler = handler
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000
+        self.on_batch = on_batch  # (images, seconds each request was queued), per batch
         self.batches = 0
         self.items = 0
-        self._queue: deque[tuple[Sequence[Item], asyncio.Future]] = deque()
+        self._queue: deque[_Request] = deque()
         self._arrived: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -62,6 +75,10 @@ class Batcher(Generic[Item, Answer]):
             self._executor.shutdown(wait=True)
             self._executor = None
 
+    def replace(self, handler: Callable[[list[Item]], list[Answer]]) -> None:
+        """Hand later submissions to ``handler``; those already queued keep their own."""
+        self.handler = handler
+
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
@@ -70,34 +87,38 @@ class Batcher(Generic[Item, Answer]):
         """The handler's answers for ``items``, computed together with other callers' items."""
         if not self.running or self._arrived is None:
             raise RuntimeError("the batcher is not running")
-        future = asyncio.get_running_loop().create_future()
-        self._queue.append((items, future))
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._queue.append(_Request(items, future, self.handler, loop.time()))
         self._arrived.set()
         return await future
 
     async def _collect(self) -> None:
         while True:
-            batch: list[tuple[Sequence[Item], asyncio.Future]] = []
+            batch: list[_Request] = []
             try:
                 await self._gather(batch)
-                await self._run([entry for entry in batch if not entry[1].done()])
+                await self._run([request for request in batch if not request.future.done()])
             except Exception as exc:
                 _fail(batch, exc)
             except BaseException:
                 _fail(batch, RuntimeError("the server is stopping"))
                 raise
 
-    def _take(self, batch: list, size: int) -> int:
-        """Move queued requests into ``batch`` while they fit in ``max_batch``; the new size."""
+    def _take(self, batch: list[_Request], size: int) -> int:
+        """Move queued requests into ``batch`` while they fit in ``max_batch`` and were given
+        to the same handler; the new size."""
         while self._queue:
-            count = len(self._queue[0][0])
-            if batch and size + count > self.max_batch:
+            count = len(self._queue[0].items)
+            if batch and (
+                size + count > self.max_batch or self._queue[0].handler is not batch[0].handler
+            ):
                 break
             batch.append(self._queue.popleft())
             size += count
         return size
 
-    async def _gather(self, batch: list) -> None:
+    async def _gather(self, batch: list[_Request]) -> None:
         assert self._arrived is not None
         while not self._queue:
             self._arrived.clear()
@@ -113,22 +134,25 @@ class Batcher(Generic[Item, Answer]):
                 await asyncio.wait_for(self._arrived.wait(), remaining)
             size = self._take(batch, size)
 
-    async def _run(self, batch: list[tuple[Sequence[Item], asyncio.Future]]) -> None:
+    async def _run(self, batch: list[_Request]) -> None:
         if not batch:
             return
-        items = [item for requested, _ in batch for item in requested]
+        items = [item for request in batch for item in request.items]
         loop = asyncio.get_running_loop()
-        answers = await loop.run_in_executor(self._executor, self.handler, items)
+        started = loop.time()
+        answers = await loop.run_in_executor(self._executor, batch[0].handler, items)
         self.batches += 1
         self.items += len(items)
+        if self.on_batch is not None:
+            self.on_batch(len(items), [started - request.queued_at for request in batch])
         start = 0
-        for requested, future in batch:
-            if not future.done():
-                future.set_result(answers[start : start + len(requested)])
-            start += len(requested)
+        for request in batch:
+            if not request.future.done():
+                request.future.set_result(answers[start : start + len(request.items)])
+            start += len(request.items)
 
 
-def _fail(batch: list[tuple[Sequence, asyncio.Future]], error: BaseException) -> None:
-    for _, future in batch:
-        if not future.done():
-            future.set_exception(error)
+def _fail(batch: list[_Request], error: BaseException) -> None:
+    for request in batch:
+        if not request.future.done():
+            request.future.set_exception(error)

@@ -3,6 +3,9 @@
 ``BodyLimit`` refuses a body over the limit before the multipart parser sees it: at once when
 ``Content-Length`` declares too much, and while streaming (chunked uploads, lying headers) as
 soon as the bytes received pass the limit, so no unbounded body is ever held or spooled.
+Before answering 413 it reads and drops what the client is still sending (up to a few times
+the limit): a server that closes a connection with unread data resets it, and the client
+would see a broken connection instead of the 413.
 
 ``QuietStartupFailure`` makes a :class:`StartupError` raised by the lifespan reach the
 server as its one-line message instead of a full traceback.
@@ -15,6 +18,8 @@ import sys
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import UploadTooLarge, error_response
+
+DRAIN_FACTOR = 4  # how much of an over-limit body is read and dropped, in limits
 
 
 class StartupError(RuntimeError):
@@ -67,10 +72,19 @@ class BodyLimit:
                 raise
             await self._refuse(scope, receive, send, exc.detail)
 
-    @staticmethod
-    async def _refuse(scope: Scope, receive: Receive, send: Send, detail: str) -> None:
-        response = error_response(413, detail, {"connection": "close"})
-        await response(scope, receive, send)
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, detail: str) -> None:
+        drained = 0
+        finished = False
+        while drained <= DRAIN_FACTOR * self.max_bytes:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client has gone
+            drained += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                finished = True
+                break
+        headers = None if finished else {"connection": "close"}
+        await error_response(413, detail, headers)(scope, receive, send)
 
 
 def _content_length(scope: Scope) -> int | None:

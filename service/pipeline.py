@@ -17,6 +17,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -74,8 +75,18 @@ class Upload:
     include_image: bool = False
 
 
+@dataclass(frozen=True)
+class Normalized:
+    """An image already as the model takes it (a normalized 1x28x28 float32 tensor, e.g. the
+    v2 protocol's ``mnist`` model): :meth:`DigitModel.preprocess` passes it through."""
+
+    tensor: torch.Tensor
+    include_image: ClassVar[bool] = False
+
+
+Item = Upload | Normalized
 Outcome = Prediction | InputRejected
-Prepared = tuple[torch.Tensor, np.ndarray]  # normalized 1x28x28 tensor, the 28x28 [0, 1] image
+Prepared = tuple[torch.Tensor, np.ndarray | None]  # normalized 1x28x28, the 28x28 [0, 1] image
 
 
 class DigitModel:
@@ -86,8 +97,10 @@ class DigitModel:
         model: nn.Module,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         checkpoint: Checkpoint | None = None,
+        path: str = "(in memory)",
     ) -> None:
         self.model = model.eval()
+        self.path = path
         self.device = next(model.parameters()).device
         self.max_pixels = max_pixels
         self.checkpoint = checkpoint or Checkpoint(model.state_dict())
@@ -101,12 +114,19 @@ class DigitModel:
     ) -> DigitModel:
         """Load the checkpoint at ``path`` (a :class:`CheckpointError` says what is wrong)."""
         model, checkpoint = load_model(path, device)
-        return cls(model, max_pixels, checkpoint)
+        return cls(model, max_pixels, checkpoint, os.fspath(path))
 
-    def preprocess(self, uploads: Sequence[Upload]) -> list[Prepared | InputRejected]:
-        """Each upload -> (normalized 1x28x28 tensor, the 28x28 image), or its rejection."""
-        results = preprocess([upload.data for upload in uploads], self.max_pixels)
-        return [rejection(r) if isinstance(r, Exception) else r for r in results]
+    def preprocess(self, uploads: Sequence[Item]) -> list[Prepared | InputRejected]:
+        """Each upload -> (normalized 1x28x28 tensor, the 28x28 image), or its rejection;
+        a :class:`Normalized` tensor passes through as it is (with no image)."""
+        files = [upload.data for upload in uploads if isinstance(upload, Upload)]
+        results = iter(preprocess(files, self.max_pixels))
+        return [
+            (upload.tensor, None)
+            if isinstance(upload, Normalized)
+            else (rejection(r) if isinstance(r := next(results), Exception) else r)
+            for upload in uploads
+        ]
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """One forward pass: N x 1 x 28 x 28 normalized -> N x 10 probabilities (CPU)."""
@@ -124,7 +144,7 @@ class DigitModel:
             input_image=image,
         )
 
-    def __call__(self, uploads: Sequence[Upload]) -> list[Outcome]:
+    def __call__(self, uploads: Sequence[Item]) -> list[Outcome]:
         """Preprocess every upload, predict the good ones in one pass, answer each in order."""
         prepared = self.preprocess(uploads)
         good = [item for item in prepared if not isinstance(item, InputRejected)]

@@ -93,6 +93,7 @@ class ModelInfo(BaseModel):
                     "test_accuracy": 0.9912,
                     "epochs": 5,
                     "created": "2026-01-01T12:00:00+00:00",
+                    "loaded_at": "2026-01-02T08:30:00+00:00",
                     "metadata": {"architecture": "Digit", "test_accuracy": 0.9912, "epochs": 5},
                 }
             ]
@@ -108,6 +109,7 @@ class ModelInfo(BaseModel):
     test_accuracy: float | None = Field(None, description="MNIST test accuracy at save time")
     epochs: int | None = Field(None, description="epochs trained")
     created: str | None = Field(None, description="when the checkpoint was written (ISO 8601)")
+    loaded_at: str | None = Field(None, description="when this process loaded it (ISO 8601)")
     metadata: dict[str, Any] = Field(description="the training metadata stored in the checkpoint")
 
 
@@ -121,6 +123,22 @@ class Ready(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ready"}]})
 
     status: str = Field(description="`ready` once the model is loaded")
+
+
+class ReloadResult(BaseModel):
+    model_config = ConfigDict(
+        protected_namespaces=(),
+        json_schema_extra={
+            "examples": [{"status": "reloaded", "sha256": "3f5a0c...e91b", "workers": 1}]
+        },
+    )
+
+    status: str = Field(
+        description="`reloaded` (this process serves the new model now) or `reloading` (it "
+        "was checked here and every worker is being replaced in turn)"
+    )
+    sha256: str = Field(description="sha256 of the checkpoint now (or soon) served")
+    workers: int = Field(description="worker processes that serve it")
 
 
 class ErrorDetail(BaseModel):

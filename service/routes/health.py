@@ -31,6 +31,6 @@ async def healthz() -> Response:
     summary="Readiness: 200 once the model is loaded, 503 before",
 )
 async def readyz(request: Request) -> Response:
-    if getattr(request.app.state, "batcher", None) is None:
+    if request.app.state.live is None:
         return error_response(503, NOT_READY)
     return Response(_READY, media_type="application/json")

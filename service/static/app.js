@@ -1,5 +1,7 @@
 // The page's behaviour: a drawing pad (pointer events), uploads (picker and drag and drop),
 // and the POST /predict call whose answer is shown as a digit, ten bars and the 28x28 input.
+// When the service has API keys it answers 401: the page asks for a key and keeps it for the
+// browser session (sessionStorage), sending it as `Authorization: Bearer <key>`.
 "use strict";
 
 const LINE_WIDTH = 0.072; // of the pad's side: about 20 px on a 280 px pad, like a pen
@@ -20,6 +22,8 @@ let base = null;
 let version = 0; // bumped on every change of the input; answers for older ones are dropped
 let timer = 0;
 let inFlight = null;
+let retryWithKey = null; // what to run again once the user gives an API key
+const KEY_STORE = "mnist-digits-api-key";
 
 // ---- drawing -------------------------------------------------------------------------------
 
@@ -234,6 +238,31 @@ dropzone.addEventListener("drop", (event) => {
 
 // ---- the service ---------------------------------------------------------------------------
 
+function authHeaders() {
+  const key = sessionStorage.getItem(KEY_STORE);
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+function askForKey(message, again) {
+  retryWithKey = again;
+  $("key-message").textContent = message;
+  $("key-form").hidden = false;
+  $("key").focus();
+}
+
+$("key-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const key = $("key").value.trim();
+  if (!key) return;
+  sessionStorage.setItem(KEY_STORE, key);
+  $("key").value = "";
+  $("key-form").hidden = true;
+  const again = retryWithKey;
+  retryWithKey = null;
+  if (again) again();
+  showModel();
+});
+
 async function predict(blobPromise, filename, v) {
   const controller = new AbortController();
   inFlight = controller;
@@ -246,7 +275,7 @@ async function predict(blobPromise, filename, v) {
   let body = null;
   try {
     response = await fetch("predict?include_image=true", {
-      method: "POST", body: form, signal: controller.signal,
+      method: "POST", body: form, signal: controller.signal, headers: authHeaders(),
     });
     body = await response.json().catch(() => null);
   } catch (err) {
@@ -256,6 +285,16 @@ async function predict(blobPromise, filename, v) {
   }
   if (controller.signal.aborted || v !== version) return;
   inFlight = null;
+  if (response.status === 401) {
+    const had = sessionStorage.getItem(KEY_STORE);
+    sessionStorage.removeItem(KEY_STORE);
+    showError(v, "This service needs an API key: enter one below.");
+    askForKey(
+      had ? "That API key was not accepted; enter another." : "This service needs an API key.",
+      () => predict(blobPromise, filename, v),
+    );
+    return;
+  }
   if (response.ok && body && Array.isArray(body.probabilities)) showAnswer(v, body);
   else if (response.ok) showError(v, "The service answered with something unexpected.");
   else showError(v, describeError(response.status, body));
@@ -372,9 +411,12 @@ function showAnswer(v, body) {
   renderBars(body.probabilities);
 }
 
+let modelShown = false;
+
 async function showModel() {
+  if (modelShown) return;
   try {
-    const response = await fetch("model");
+    const response = await fetch("model", { headers: authHeaders() });
     if (!response.ok) return;
     const info = await response.json();
     const parts = [];
@@ -385,6 +427,7 @@ async function showModel() {
     }
     if (info.device) parts.push(`on ${info.device}`);
     if (parts.length) $("model-info").prepend(`${parts.join(", ")} · `);
+    modelShown = true;
   } catch (err) {
     // The model line is a courtesy; the page works without it.
   }

@@ -198,7 +198,7 @@ async def test_batch_gives_one_result_per_file_with_per_item_errors(served, mnis
         ("files", ("cut.png", a[: len(a) // 2], "image/png")),
         ("files", ("blank.png", png_bytes(np.zeros((28, 28), np.uint8)), "image/png")),
     ]
-    batches = app.state.batcher.batches
+    batches = app.state.live.batcher.batches
     response = await client.post("/predict/batch", files=files)
     assert response.status_code == 200
     results = response.json()["results"]
@@ -214,7 +214,7 @@ async def test_batch_gives_one_result_per_file_with_per_item_errors(served, mnis
     assert results[0]["prediction"]["digit"] == label_a and results[0]["error"] is None
     assert results[2]["prediction"]["digit"] == label_b
     assert all(r["prediction"] is None and r["error"] for r in results if r["status"] != 200)
-    assert app.state.batcher.batches == batches + 1  # all five files in one pass
+    assert app.state.live.batcher.batches == batches + 1  # all five files in one pass
     single = (await client.post("/predict", files=upload(a))).json()
     assert results[0]["prediction"]["probabilities"] == pytest.approx(
         single["probabilities"], abs=1e-5
@@ -269,7 +269,7 @@ async def test_server_keeps_serving_after_bad_input(client, mnist_png_samples):
 async def test_a_dependency_of_the_route_sees_every_plain_curl_upload(served, mnist_png_samples):
     """What the next features hang on the route (keys, metrics) applies to the usual upload."""
     app, client = served
-    real = app.state.batcher
+    real = app.state.live.batcher
     seen: list[str | None] = []
 
     async def watched(request: Request):

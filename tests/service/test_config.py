@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from service.__main__ import log_config, main
-from service.config import Settings
+from service.__main__ import main
+from service.config import Settings, read_api_keys, split_list
+from service.logs import log_config
 from testkit.servers import SETTING_VARS
 
 
@@ -29,6 +30,9 @@ def test_documented_defaults(clean_env):
     assert (settings.log_level, settings.workers, settings.torch_threads) == ("info", 1, 1)
     assert (settings.batch_max_size, settings.batch_wait_ms) == (64, 0.0)
     assert settings.access_log is True
+    assert settings.log_format == "text" and settings.cors_origins == ""
+    assert settings.api_keys.get_secret_value() == "" and settings.api_keys_file is None
+    assert settings.admin_api_key is None
 
 
 def test_environment_variables_override(clean_env):
@@ -46,6 +50,11 @@ def test_environment_variables_override(clean_env):
         "BATCH_MAX_SIZE": "16",
         "BATCH_WAIT_MS": "2.5",
         "ACCESS_LOG": "false",
+        "LOG_FORMAT": "JSON",
+        "API_KEYS": "a, b",
+        "API_KEYS_FILE": "keys.txt",
+        "ADMIN_API_KEY": "root",
+        "CORS_ORIGINS": "https://a.example,https://b.example",
     }
     for name, value in values.items():
         clean_env.setenv(name, value)
@@ -56,6 +65,12 @@ def test_environment_variables_override(clean_env):
     assert (settings.max_batch_files, settings.log_level) == (7, "debug")
     assert (settings.torch_threads, settings.batch_max_size, settings.batch_wait_ms) == (2, 16, 2.5)
     assert settings.access_log is False
+    assert settings.log_format == "json"
+    assert settings.api_keys.get_secret_value() == "a, b"
+    assert settings.api_keys_file == Path("keys.txt")
+    assert settings.admin_api_key.get_secret_value() == "root"
+    assert split_list(settings.cors_origins) == ["https://a.example", "https://b.example"]
+    assert "root" not in repr(settings) and "a, b" not in repr(settings)
     assert set(values) == {name.upper() for name in Settings.model_fields}
 
 
@@ -80,3 +95,11 @@ def test_log_config_adds_the_service_logger():
     config = log_config("debug")
     assert config["loggers"]["service"] == {"handlers": ["default"], "level": "DEBUG"}
     assert "uvicorn.access" in config["loggers"]
+
+
+def test_api_keys_come_from_the_variable_and_the_file(clean_env, tmp_path):
+    keys = tmp_path / "keys"
+    keys.write_text("# team keys\nk3\n\nk4 # ci\nk1\n")
+    clean_env.setenv("API_KEYS", " k1,k2,, ")
+    clean_env.setenv("API_KEYS_FILE", str(keys))
+    assert read_api_keys(Settings()) == ("k1", "k2", "k3", "k4")

@@ -307,3 +307,37 @@ def test_unreachable_service_is_reported_in_plain_words(browser, default_model_p
     finally:
         page.context.close()
     assert problems == []
+
+
+def test_with_api_keys_the_page_asks_for_one_and_keeps_it(
+    browser, default_model_path, mnist_png_samples, tmp_path
+):
+    png, label = mnist_png_samples[5]
+    files = [{"name": "digit.png", "mimeType": "image/png", "buffer": png}]
+    settings = {"model_path": str(default_model_path), "api_keys": "page-key"}
+    with serve(tmp_path, **settings) as server:
+        page, problems = open_page(browser, server.url, viewport={"width": 1100, "height": 820})
+        try:
+            page.set_input_files("#file", files=files)
+            shown = settle(page)
+            assert shown["state"] == "error" and "API key" in shown["error"]
+            assert page.is_visible("#key-form")
+            page.fill("#key", "wrong-key")
+            page.click("#key-submit")
+            page.wait_for_function("() => !document.getElementById('key-form').hidden")
+            assert "not accepted" in page.inner_text("#key-message")
+            shot(page, "desktop-api-key")
+            page.fill("#key", "page-key")
+            page.click("#key-submit")
+            shown = settle(page)
+            assert (shown["state"], shown["digit"]) == ("done", str(label)), shown
+            assert not page.is_visible("#key-form")
+            page.wait_for_function("() => /model Digit/.test(document.body.innerText)")
+            page.reload()  # the key stays for the browser session
+            page.wait_for_selector("#bars li")
+            page.set_input_files("#file", files=files)
+            shown = settle(page)
+            assert (shown["state"], shown["digit"]) == ("done", str(label)), shown
+        finally:
+            page.context.close()
+    assert [p for p in problems if "401" not in p] == []
