@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
+MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
 class Settings(BaseSettings):
@@ -54,6 +55,18 @@ class Settings(BaseSettings):
     cors_origins: str = Field(
         "", description="comma-separated origins allowed to call the API from a browser"
     )
+    v2_model_name: str = Field(
+        "mnist", pattern=MODEL_NAME, description="v2 protocol: the model taking normalized tensors"
+    )
+    v2_images_model_name: str = Field(
+        "mnist-images", pattern=MODEL_NAME, description="v2 protocol: the model taking image files"
+    )
+
+    @model_validator(mode="after")
+    def _distinct_model_names(self) -> Settings:
+        if self.v2_model_name == self.v2_images_model_name:
+            raise ValueError("V2_MODEL_NAME and V2_IMAGES_MODEL_NAME must differ")
+        return self
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod

@@ -25,13 +25,14 @@ from typing import Annotated, Any
 
 import numpy as np
 import torch
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from digitcore import IMAGE_SIZE, MNIST_MEAN, MNIST_STD, NUM_CLASSES
+from service.config import Settings
 from service.deps import NOT_READY, BatcherDep, ModelInfoDep, SettingsDep
 from service.errors import UploadTooLarge
 from service.oip import (
@@ -57,10 +58,10 @@ from service.oip import (
 from service.pipeline import InputRejected, Normalized, Upload
 from service.schemas import ModelInfo, Prediction
 
-# Names a client sees; module constants for now (the lead may wire them to Settings later).
+# Names a client sees; the models' names are settings (V2_MODEL_NAME, V2_IMAGES_MODEL_NAME).
 SERVER_NAME = "mnist-digits"
-TENSOR_MODEL = "mnist"
-IMAGE_MODEL = "mnist-images"
+TENSOR_MODEL = Settings.model_fields["v2_model_name"].default
+IMAGE_MODEL = Settings.model_fields["v2_images_model_name"].default
 TENSOR_INPUT = "input"
 IMAGE_INPUT = "image"
 PROBABILITIES = "probabilities"
@@ -76,23 +77,36 @@ OUTPUTS = [
 @dataclass(frozen=True)
 class ServedModel:
     name: str
+    takes_images: bool
     input: TensorMetadata
     summary: str
 
 
-MODELS = {
-    TENSOR_MODEL: ServedModel(
-        TENSOR_MODEL,
-        TensorMetadata(name=TENSOR_INPUT, datatype="FP32", shape=[-1, 1, IMAGE_SIZE, IMAGE_SIZE]),
-        f"normalized 1x28x28 images: MNIST-form ink in [0, 1], then (x - {MNIST_MEAN}) / "
-        f"{MNIST_STD}",
-    ),
-    IMAGE_MODEL: ServedModel(
-        IMAGE_MODEL,
-        TensorMetadata(name=IMAGE_INPUT, datatype="BYTES", shape=[-1]),
-        "encoded image files (PNG, JPEG, ...), read as /predict reads them",
-    ),
-}
+TENSOR_SUMMARY = (
+    f"normalized 1x28x28 images: MNIST-form ink in [0, 1], then (x - {MNIST_MEAN}) / {MNIST_STD}"
+)
+IMAGE_SUMMARY = "encoded image files (PNG, JPEG, ...), read as /predict reads them"
+
+
+def served_models(settings: Settings) -> dict[str, ServedModel]:
+    """The two models, under the names the settings give them."""
+    tensor = TensorMetadata(
+        name=TENSOR_INPUT, datatype="FP32", shape=[-1, 1, IMAGE_SIZE, IMAGE_SIZE]
+    )
+    images = TensorMetadata(name=IMAGE_INPUT, datatype="BYTES", shape=[-1])
+    return {
+        settings.v2_model_name: ServedModel(settings.v2_model_name, False, tensor, TENSOR_SUMMARY),
+        settings.v2_images_model_name: ServedModel(
+            settings.v2_images_model_name, True, images, IMAGE_SUMMARY
+        ),
+    }
+
+
+async def get_served_models(settings: SettingsDep) -> dict[str, ServedModel]:
+    return served_models(settings)
+
+
+ServedModels = Annotated[dict[str, ServedModel], Depends(get_served_models)]
 
 
 def model_version(info: ModelInfo) -> str:
@@ -160,11 +174,16 @@ def v2_errors(*codes: int) -> dict[int | str, dict]:
     }
 
 
-def served(name: str, version: str | None = None, info: ModelInfo | None = None) -> ServedModel:
+def served(
+    models: dict[str, ServedModel],
+    name: str,
+    version: str | None = None,
+    info: ModelInfo | None = None,
+) -> ServedModel:
     """The model called ``name`` (404 otherwise), at ``version`` if one is asked for."""
-    model = MODELS.get(name)
+    model = models.get(name)
     if model is None:
-        raise ProtocolError(404, f"model '{name}' is not served here (models: {', '.join(MODELS)})")
+        raise ProtocolError(404, f"model '{name}' is not served here (models: {', '.join(models)})")
     if version is not None and info is not None and version != model_version(info):
         raise ProtocolError(
             404, f"model '{name}' has no version '{version}' (served: {model_version(info)})"
@@ -214,20 +233,22 @@ _METADATA = {
     "response_model": ModelMetadata,
     "responses": v2_errors(404, 503),
     "summary": "Model metadata: versions, platform, inputs and outputs",
-    "description": f"`{TENSOR_MODEL}`: {MODELS[TENSOR_MODEL].summary}. `{IMAGE_MODEL}`: "
-    f"{MODELS[IMAGE_MODEL].summary}. The version is the first {VERSION_DIGITS} hex digits of the "
+    "description": f"`{TENSOR_MODEL}`: {TENSOR_SUMMARY}. `{IMAGE_MODEL}`: "
+    f"{IMAGE_SUMMARY}. The version is the first {VERSION_DIGITS} hex digits of the "
     "checkpoint's sha256.",
 }
 
 
 @router.get("/models/{name}", **_METADATA)
-async def model_metadata(name: str, info: ModelInfoDep) -> ModelMetadata:
-    return _metadata(served(name), info)
+async def model_metadata(name: str, info: ModelInfoDep, models: ServedModels) -> ModelMetadata:
+    return _metadata(served(models, name), info)
 
 
 @router.get("/models/{name}/versions/{version}", **_METADATA)
-async def model_version_metadata(name: str, version: str, info: ModelInfoDep) -> ModelMetadata:
-    return _metadata(served(name, version, info), info)
+async def model_version_metadata(
+    name: str, version: str, info: ModelInfoDep, models: ServedModels
+) -> ModelMetadata:
+    return _metadata(served(models, name, version, info), info)
 
 
 _READY = {
@@ -238,13 +259,15 @@ _READY = {
 
 
 @router.get("/models/{name}/ready", **_READY)
-async def model_ready(name: str, batcher: BatcherDep) -> ModelReady:
-    return ModelReady(name=served(name).name, ready=True)
+async def model_ready(name: str, batcher: BatcherDep, models: ServedModels) -> ModelReady:
+    return ModelReady(name=served(models, name).name, ready=True)
 
 
 @router.get("/models/{name}/versions/{version}/ready", **_READY)
-async def model_version_ready(name: str, version: str, info: ModelInfoDep) -> ModelReady:
-    return ModelReady(name=served(name, version, info).name, ready=True)
+async def model_version_ready(
+    name: str, version: str, info: ModelInfoDep, models: ServedModels
+) -> ModelReady:
+    return ModelReady(name=served(models, name, version, info).name, ready=True)
 
 
 # --- inference ------------------------------------------------------------------------------
@@ -285,8 +308,8 @@ _INFER = {
     },
     "summary": "Run inference: JSON or binary tensors",
     "description": f"`{TENSOR_MODEL}`: input `{TENSOR_INPUT}` FP32 [-1, 1, 28, 28], "
-    f"{MODELS[TENSOR_MODEL].summary}. `{IMAGE_MODEL}`: input `{IMAGE_INPUT}` BYTES [-1], "
-    f"{MODELS[IMAGE_MODEL].summary}; in JSON each element is the file base64-encoded. Outputs "
+    f"{TENSOR_SUMMARY}. `{IMAGE_MODEL}`: input `{IMAGE_INPUT}` BYTES [-1], "
+    f"{IMAGE_SUMMARY}; in JSON each element is the file base64-encoded. Outputs "
     f"`{PROBABILITIES}` FP32 [-1, 10] and `{DIGIT}` INT64 [-1]. Outputs come as JSON unless "
     "`parameters.binary_data` (per output) or `parameters.binary_data_output` (request) asks for "
     "binary. An image that cannot be read fails the request (400) naming its element.",
@@ -318,9 +341,10 @@ async def infer(
     batcher: BatcherDep,
     info: ModelInfoDep,
     settings: SettingsDep,
+    models: ServedModels,
     inference_header: HeaderLength = None,
 ) -> Response:
-    return await _infer(served(name), request, batcher, info, settings.max_batch_files)
+    return await _infer(served(models, name), request, batcher, info, settings.max_batch_files)
 
 
 @router.post("/models/{name}/versions/{version}/infer", **_INFER)
@@ -331,9 +355,10 @@ async def infer_version(
     batcher: BatcherDep,
     info: ModelInfoDep,
     settings: SettingsDep,
+    models: ServedModels,
     inference_header: HeaderLength = None,
 ) -> Response:
-    model = served(name, version, info)
+    model = served(models, name, version, info)
     return await _infer(model, request, batcher, info, settings.max_batch_files)
 
 
@@ -352,7 +377,7 @@ async def _infer(
     tensor, content = inference.inputs[0], contents[0]
     _check_input(model, tensor.datatype, tensor.shape)
     wanted = requested_outputs(inference, [PROBABILITIES, DIGIT])
-    if model.name == TENSOR_MODEL:
+    if not model.takes_images:
         array = numeric_tensor(tensor, content, "<f4")
         if not np.isfinite(array).all():
             raise ProtocolError(400, f"input '{tensor.name}' holds NaN or infinite values")

@@ -55,6 +55,8 @@ def test_environment_variables_override(clean_env):
         "API_KEYS_FILE": "keys.txt",
         "ADMIN_API_KEY": "root",
         "CORS_ORIGINS": "https://a.example,https://b.example",
+        "V2_MODEL_NAME": "digits",
+        "V2_IMAGES_MODEL_NAME": "digit-files",
     }
     for name, value in values.items():
         clean_env.setenv(name, value)
@@ -71,6 +73,7 @@ def test_environment_variables_override(clean_env):
     assert settings.admin_api_key.get_secret_value() == "root"
     assert split_list(settings.cors_origins) == ["https://a.example", "https://b.example"]
     assert "root" not in repr(settings) and "a, b" not in repr(settings)
+    assert (settings.v2_model_name, settings.v2_images_model_name) == ("digits", "digit-files")
     assert set(values) == {name.upper() for name in Settings.model_fields}
 
 

@@ -319,6 +319,25 @@ async def test_not_ready_is_503(small_checkpoint):
 
 
 @pytest.mark.anyio
+async def test_model_names_are_settings(small_checkpoint, normalized):
+    settings = make_settings(
+        model_path=small_checkpoint, v2_model_name="digits", v2_images_model_name="digit-files"
+    )
+    async with running(settings) as (_, http):
+        meta = (await http.get("/v2/models/digits")).json()
+        assert meta["name"] == "digits" and meta["inputs"][0]["datatype"] == "FP32"
+        files = (await http.get("/v2/models/digit-files")).json()
+        assert files["name"] == "digit-files" and files["inputs"][0]["datatype"] == "BYTES"
+        body = request_json(normalized[:1].flatten().tolist())
+        answer = await http.post("/v2/models/digits/infer", json=body)
+        assert answer.status_code == 200 and answer.json()["model_name"] == "digits"
+        gone = await http.get(f"/v2/models/{TENSOR_MODEL}")
+        assert gone.status_code == 404 and "digits, digit-files" in gone.json()["error"]
+    with pytest.raises(ValueError, match="must differ"):
+        make_settings(v2_model_name="same", v2_images_model_name="same")
+
+
+@pytest.mark.anyio
 async def test_openapi_describes_the_v2_routes(client):
     spec = (await client.get("/openapi.json")).json()
     paths = spec["paths"]
