@@ -27,6 +27,7 @@ from threadpoolctl import threadpool_limits
 from bench.inputs import digit_inputs
 from digitcore.atomic import atomic_write
 from digitcore.mnistify import mnistify
+from digitcore.model import predict_probabilities
 from digitcore.preprocess import decode_image, mnist_form, preprocess, to_tensor
 from service.pipeline import DigitModel, Upload
 from service.routes.predict import encoded
@@ -95,6 +96,9 @@ def measure(pipeline: DigitModel, uploads: dict[str, tuple[str, bytes]]) -> list
         batch = tensor.expand(size, -1, -1, -1).contiguous()
         us = per_call_us(lambda b=batch: pipeline.predict(b))
         add(f"forward batch {size}", "-", us, f"{us / size:.1f} us per image")
+        reference = per_call_us(lambda b=batch: predict_probabilities(pipeline.model, b))
+        note = f"{reference / size:.1f} us per image: the reference Digit, max_pool2d"
+        add(f"forward batch {size}, reference", "-", reference, note)
     for size in (1, 64):
         uploads_ = [Upload(uploads["png"][1])] * size
         us = per_call_us(lambda u=uploads_: pipeline(u))

@@ -138,8 +138,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_handlers(app)
     for open_router in (health.router, v2.health_router, metrics.router, page.router):
         app.include_router(open_router)
+    # The key check is attached only when keys are configured: an open API pays nothing for it.
+    keyed = bool(settings.api_keys.get_secret_value().strip() or settings.api_keys_file)
     for api in (predict, model, v2):
-        app.include_router(api.router, dependencies=[ApiKey])
+        app.include_router(api.router, dependencies=[ApiKey] if keyed else [])
     if settings.admin_api_key is not None and settings.admin_api_key.get_secret_value():
         app.include_router(admin.router)
     # Outermost last: request id, metrics, CORS, the body limit, then the app.

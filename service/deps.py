@@ -32,8 +32,8 @@ async def get_live_model(request: Request) -> LiveModel:
     return live
 
 
-async def get_batcher(live: Annotated[LiveModel, Depends(get_live_model)]) -> PredictionBatcher:
-    return live.batcher
+async def get_batcher(request: Request) -> PredictionBatcher:
+    return (await get_live_model(request)).batcher
 
 
 async def get_model_info(live: Annotated[LiveModel, Depends(get_live_model)]) -> ModelInfo:

@@ -10,10 +10,12 @@ request's whole handling and echoes it on the response (every response, errors i
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import logging
 import re
 import uuid
+from collections.abc import Iterator
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
@@ -22,19 +24,31 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 HEADER = b"x-request-id"
 SAFE_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
+
+def new_ids() -> Iterator[str]:
+    """Request ids unique across processes and restarts: a random prefix, then a counter.
+
+    As unique as one ``uuid4`` per request for far less: no system call per request.
+    """
+    prefix = uuid.uuid4().hex[:20]
+    for number in itertools.count(1):
+        yield f"{prefix}{number:012x}"
+
+
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
 
 
 class RequestId:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.ids = new_ids()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         given = next((value for name, value in scope["headers"] if name == HEADER), None)
-        value = given.decode() if given and SAFE_ID.fullmatch(given) else uuid.uuid4().hex
+        value = given.decode() if given and SAFE_ID.fullmatch(given) else next(self.ids)
         token = request_id.set(value)
         encoded = value.encode()
 

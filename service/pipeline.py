@@ -21,6 +21,7 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
@@ -33,7 +34,7 @@ from digitcore.errors import (
     NoDigitFoundError,
     UnsupportedImageError,
 )
-from digitcore.model import predict_probabilities
+from digitcore.model import Digit, predict_probabilities
 from digitcore.preprocess import DEFAULT_MAX_PIXELS, preprocess, preview_png
 from service.schemas import Prediction
 
@@ -89,6 +90,26 @@ Outcome = Prediction | InputRejected
 Prepared = tuple[torch.Tensor, np.ndarray | None]  # normalized 1x28x28, the 28x28 [0, 1] image
 
 
+class ServingDigit(nn.Module):
+    """The reference :class:`~digitcore.model.Digit` for inference, its max pooling written as
+    elementwise maxima of strided views: the same values (tested), and on CPU a batched
+    forward pass about 1.2x as fast at 64 images (42 against 51 µs per image, ``bench.micro``).
+    The reference model itself is untouched."""
+
+    def __init__(self, digit: Digit) -> None:
+        super().__init__()
+        self.digit = digit
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        digit = self.digit
+        x = digit.conv1(x)
+        rows = torch.maximum(x[..., 0::2, :], x[..., 1::2, :])  # conv1's output is 24x24
+        x = F.relu(torch.maximum(rows[..., 0::2], rows[..., 1::2]))
+        x = F.relu(digit.conv2(x))
+        x = F.relu(digit.fc1(x.flatten(1)))
+        return F.log_softmax(digit.fc2(x), dim=1)
+
+
 class DigitModel:
     """The served checkpoint with its pipeline: uploads -> predictions or rejections."""
 
@@ -100,6 +121,7 @@ class DigitModel:
         path: str = "(in memory)",
     ) -> None:
         self.model = model.eval()
+        self.serving_model = ServingDigit(model) if type(model) is Digit else model
         self.path = path
         self.device = next(model.parameters()).device
         self.max_pixels = max_pixels
@@ -130,7 +152,7 @@ class DigitModel:
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """One forward pass: N x 1 x 28 x 28 normalized -> N x 10 probabilities (CPU)."""
-        return predict_probabilities(self.model, images)
+        return predict_probabilities(self.serving_model, images)
 
     @staticmethod
     def postprocess(probabilities: list[float], view: np.ndarray | None) -> Prediction:

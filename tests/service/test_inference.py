@@ -6,6 +6,7 @@ import asyncio
 import threading
 
 import pytest
+import torch
 
 from service.inference import Batcher
 from service.pipeline import DigitModel, InputRejected, Upload
@@ -164,3 +165,15 @@ async def test_stop_fails_queued_callers_and_refuses_new_ones(pipeline, uploads)
             await caller
     with pytest.raises(RuntimeError, match="not running"):
         await batcher.submit(uploads[:1])
+
+
+def test_the_serving_forward_pass_equals_the_reference(pipeline, mnist_test):
+    """The inference wrapper's pooling gives the reference Digit's values, on real digits."""
+    images = mnist_test[0][:256].float().div(255).unsqueeze(1)
+    images = (images - 0.1307) / 0.3081
+    noise = torch.randn(64, 1, 28, 28)
+    for batch in (images, noise, images[:1]):
+        with torch.inference_mode():
+            torch.testing.assert_close(
+                pipeline.serving_model(batch), pipeline.model(batch), atol=1e-5, rtol=1e-5
+            )
