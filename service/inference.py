@@ -45,11 +45,13 @@ class Batcher(Generic[Item, Answer]):
         max_batch: int = 64,
         max_wait_ms: float = 0.0,
         on_batch: Callable[[int, list[float]], None] | None = None,
+        on_answers: Callable[[list[Answer]], None] | None = None,
     ) -> None:
         self.handler = handler
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000
         self.on_batch = on_batch  # (images, seconds each request was queued), per batch
+        self.on_answers = on_answers  # each caller's answers, in the caller's own context
         self.batches = 0
         self.items = 0
         self._queue: deque[_Request] = deque()
@@ -91,7 +93,10 @@ class Batcher(Generic[Item, Answer]):
         future = loop.create_future()
         self._queue.append(_Request(items, future, self.handler, loop.time()))
         self._arrived.set()
-        return await future
+        answers = await future
+        if self.on_answers is not None:
+            self.on_answers(answers)
+        return answers
 
     async def _collect(self) -> None:
         while True:

@@ -27,7 +27,7 @@ from digitcore.preprocess import to_tensor
 from service.config import Settings
 from service.inference import Batcher
 from service.metrics import Metrics
-from service.pipeline import DigitModel, Outcome, Upload
+from service.pipeline import DigitModel, Outcome, Upload, log_unexpected
 from service.schemas import ModelInfo
 
 log = logging.getLogger("service")
@@ -100,6 +100,7 @@ class LiveModel:
             max_batch=settings.batch_max_size,
             max_wait_ms=settings.batch_wait_ms,
             on_batch=metrics.batch,
+            on_answers=log_unexpected,
         )
         self._lock = asyncio.Lock()
         metrics.serving(self.info.sha256, self.info.architecture)

@@ -51,10 +51,11 @@ STATUS_BY_ERROR: tuple[tuple[type[ImageInputError], int], ...] = (
 class InputRejected(Exception):
     """An upload that cannot be predicted: the HTTP status and the reason for the client."""
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, cause: BaseException | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.cause = cause  # an unexpected failure behind it (a decoder's bug), to be logged
 
 
 def rejection(exc: Exception) -> InputRejected:
@@ -64,8 +65,16 @@ def rejection(exc: Exception) -> InputRejected:
             return InputRejected(status, str(exc))
     if isinstance(exc, ImageInputError):
         return InputRejected(400, str(exc))
-    log.warning("undecodable upload (%s: %s)", type(exc).__name__, exc, exc_info=exc)
-    return InputRejected(400, f"the image could not be decoded ({type(exc).__name__})")
+    return InputRejected(400, f"the image could not be decoded ({type(exc).__name__})", exc)
+
+
+def log_unexpected(outcomes: Sequence[Outcome]) -> None:
+    """Log the rejections that an unexpected failure caused; called in the request's own
+    context (the batcher's ``on_answers``), so that each line carries its request id."""
+    for outcome in outcomes:
+        if isinstance(outcome, InputRejected) and outcome.cause is not None:
+            cause = outcome.cause
+            log.warning("undecodable upload (%s: %s)", type(cause).__name__, cause, exc_info=cause)
 
 
 @dataclass(frozen=True)

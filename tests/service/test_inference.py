@@ -177,3 +177,42 @@ def test_the_serving_forward_pass_equals_the_reference(pipeline, mnist_test):
             torch.testing.assert_close(
                 pipeline.serving_model(batch), pipeline.model(batch), atol=1e-5, rtol=1e-5
             )
+
+
+async def test_answers_reach_on_answers_in_each_callers_own_context(pipeline, uploads):
+    """Log lines about a request's answers (``on_answers``) carry that request's context."""
+    import contextvars
+
+    current = contextvars.ContextVar("current", default="none")
+    seen: list[tuple[str, int]] = []
+    batcher = await started(
+        pipeline, on_answers=lambda answers: seen.append((current.get(), len(answers)))
+    )
+
+    async def caller(name: str, count: int):
+        current.set(name)
+        return await batcher.submit(uploads[:count])
+
+    try:
+        await asyncio.gather(caller("a", 1), caller("b", 3))
+        assert sorted(seen) == [("a", 1), ("b", 3)] and batcher.batches == 1
+    finally:
+        await batcher.stop()
+
+
+def test_unexpected_failures_are_logged_with_the_request_id(caplog):
+    from service.logs import RequestIdFilter, request_id
+    from service.pipeline import log_unexpected, rejection
+
+    token = request_id.set("req-77")
+    try:
+        with caplog.at_level("WARNING", logger="service"):
+            caplog.handler.addFilter(RequestIdFilter())
+            expected = rejection(ValueError("libpng said no"))
+            log_unexpected([expected, rejection(OSError("x")), InputRejected(415, "not an image")])
+    finally:
+        request_id.reset(token)
+    assert expected.status == 400 and "could not be decoded (ValueError)" in expected.detail
+    warnings = [r for r in caplog.records if "undecodable upload" in r.getMessage()]
+    assert [r.request_id for r in warnings] == ["req-77", "req-77"]
+    assert "libpng said no" in warnings[0].getMessage()
