@@ -292,3 +292,32 @@ def test_json_logs_carry_the_request_id_on_every_line(
     assert "POST /predict" in by_id["trace-b"]
     assert "GET /no-such-page" in by_id["trace-c"] and "404" in by_id["trace-c"]
     assert any("serving Digit" in r["message"] and r["request_id"] == "-" for r in records)
+
+
+def test_keys_cors_and_request_ids_through_a_real_server(
+    small_checkpoint, mnist_png_samples, tmp_path
+):
+    settings = {
+        "model_path": str(small_checkpoint),
+        "api_keys": "real-key",
+        "cors_origins": "https://app.example",
+    }
+    data, label = mnist_png_samples[0]
+    upload = {"file": ("d.png", data, "image/png")}
+    with serve(tmp_path, **settings) as server, httpx.Client(base_url=server.url) as client:
+        refused = client.post("/predict", files=upload, headers={"X-Request-ID": "abc-1"})
+        assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+        assert refused.headers["x-request-id"] == "abc-1"
+        for headers in ({"Authorization": "Bearer real-key"}, {"X-API-Key": "real-key"}):
+            answer = client.post("/predict", files=upload, headers=headers)
+            assert answer.status_code == 200 and answer.json()["digit"] == label
+        preflight = client.options(
+            "/predict",
+            headers={
+                "Origin": "https://app.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization",
+            },
+        )
+        assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+        assert client.get("/healthz").headers["x-request-id"]
