@@ -83,6 +83,14 @@ def test_body_over_the_limit_is_refused_and_serving_goes_on(server, mnist_png_sa
     assert "Traceback" not in server.output()
 
 
+def in_progress(metrics: httpx.Response) -> float:
+    """``http_requests_in_progress`` in a ``/metrics`` answer."""
+    for line in metrics.text.splitlines():
+        if line.startswith("http_requests_in_progress "):
+            return float(line.split()[1])
+    raise AssertionError("no http_requests_in_progress in /metrics")
+
+
 def test_healthz_answers_while_predict_is_busy(server, digit_samples):
     """40 large uploads keep the decoders busy; /healthz must not wait behind them."""
     pixels, label = digit_samples[0]
@@ -100,8 +108,8 @@ def test_healthz_answers_while_predict_is_busy(server, digit_samples):
         limits = httpx.Limits(max_connections=64)
         async with httpx.AsyncClient(base_url=server.url, timeout=120, limits=limits) as client:
             tasks = [asyncio.create_task(predict(client)) for _ in range(40)]
-            while not finished:  # the server is now working through the uploads
-                await asyncio.sleep(0.005)
+            while in_progress(await client.get("/metrics")) < 20 and not finished:
+                await asyncio.sleep(0.005)  # until the server holds most uploads
             health = await client.get("/healthz")
             assert health.json() == {"status": "ok"}
             finished.append("healthz")
