@@ -120,6 +120,15 @@ def measure(wrk: str, server: Server, target: Target, uploads: dict, connections
     }
 
 
+def print_row(name: str, concurrency: int, row: dict) -> None:
+    """One measured cell, as it is taken."""
+    print(
+        f"{name:24s} c={concurrency:<3d} {row['rps']:9,.0f} req/s  "
+        f"p50 {row['p50_ms']:7.2f}  p99 {row['p99_ms']:7.2f} ms  errors {row['errors']}",
+        flush=True,
+    )
+
+
 def targets_for(variants: list[str]) -> list[Target]:
     targets = [
         Target("healthz", "service", "/healthz", None),
@@ -299,12 +308,7 @@ def main(argv: list[str] | None = None) -> int:
                     server = servers[target.server]
                     row = measure(wrk, server, target, uploads, conc, args.duration)
                     runs.setdefault((target.name, conc), []).append(row)
-                    print(
-                        f"{target.name:24s} c={conc:<3d} {row['rps']:9,.0f} req/s  "
-                        f"p50 {row['p50_ms']:7.2f}  p99 {row['p99_ms']:7.2f} ms  "
-                        f"errors {row['errors']}",
-                        flush=True,
-                    )
+                    print_row(target.name, conc, row)
         results = [median_run(rows) for rows in runs.values()]
     top = max(args.concurrency)
     report = {

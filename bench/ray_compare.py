@@ -36,7 +36,16 @@ from pathlib import Path
 import psutil
 
 from bench.inputs import digit_inputs
-from bench.load import SERVICE_ENV, Target, ensure_wrk, markdown, measure, median_run, run_wrk
+from bench.load import (
+    SERVICE_ENV,
+    Target,
+    ensure_wrk,
+    markdown,
+    measure,
+    median_run,
+    print_row,
+    run_wrk,
+)
 from digitcore.atomic import atomic_write
 from testkit.servers import SETTING_VARS, Server, free_port, launched, server_env
 
@@ -189,12 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                             if row["requests"]
                         }
                     runs.setdefault((target.name, conc), []).append(row)
-                    print(
-                        f"{target.name:20s} c={conc:<3d} {row['rps']:8,.0f} req/s  "
-                        f"p50 {row['p50_ms']:7.2f}  p99 {row['p99_ms']:7.2f} ms  "
-                        f"errors {row['errors']}",
-                        flush=True,
-                    )
+                    print_row(target.name, conc, row)
         results = [median_run(rows) for rows in runs.values()]
     report = {
         "command": "python -m bench.ray_compare "
