@@ -18,6 +18,7 @@ these routes (their dependencies' too) the protocol's shape.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -88,22 +89,21 @@ TENSOR_SUMMARY = (
 IMAGE_SUMMARY = "encoded image files (PNG, JPEG, ...), read as /predict reads them"
 
 
-def served_models(settings: Settings) -> dict[str, ServedModel]:
-    """The two models, under the names the settings give them."""
+@functools.cache
+def served_models(tensor_name: str, images_name: str) -> dict[str, ServedModel]:
+    """The two models under the names the settings give them (built once per pair of names)."""
     tensor = TensorMetadata(
         name=TENSOR_INPUT, datatype="FP32", shape=[-1, 1, IMAGE_SIZE, IMAGE_SIZE]
     )
     images = TensorMetadata(name=IMAGE_INPUT, datatype="BYTES", shape=[-1])
     return {
-        settings.v2_model_name: ServedModel(settings.v2_model_name, False, tensor, TENSOR_SUMMARY),
-        settings.v2_images_model_name: ServedModel(
-            settings.v2_images_model_name, True, images, IMAGE_SUMMARY
-        ),
+        tensor_name: ServedModel(tensor_name, False, tensor, TENSOR_SUMMARY),
+        images_name: ServedModel(images_name, True, images, IMAGE_SUMMARY),
     }
 
 
 async def get_served_models(settings: SettingsDep) -> dict[str, ServedModel]:
-    return served_models(settings)
+    return served_models(settings.v2_model_name, settings.v2_images_model_name)
 
 
 ServedModels = Annotated[dict[str, ServedModel], Depends(get_served_models)]
