@@ -199,13 +199,12 @@ def _closed_paper(
 
 
 def _shrunk(gray: np.ndarray, size: int) -> np.ndarray:
-    """``gray`` area-averaged so that its longest side is at most ``size`` (whole boxes only)."""
+    """``gray`` area-averaged so that its longest side is at most ``size`` (Pillow's reduce)."""
     factor = int(np.ceil(max(gray.shape) / size))
-    height, width = (gray.shape[0] // factor) * factor, (gray.shape[1] // factor) * factor
-    if factor <= 1 or height == 0 or width == 0:
+    if factor <= 1:
         return gray
-    boxes = gray[:height, :width].reshape(height // factor, factor, width // factor, factor)
-    return boxes.mean(axis=(1, 3))
+    reduced = Image.fromarray(gray.astype(np.float32, copy=False), mode="F").reduce(factor)
+    return np.asarray(reduced, dtype=np.float32)
 
 
 def _grown(level: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -246,34 +245,37 @@ def _masked_smooth(values: np.ndarray, weights: np.ndarray, sigma: float) -> np.
     """Gaussian-weighted mean of the weighted pixels around each pixel.
 
     Where no paper is near (inside a wide stroke), the mean over a wider window takes over,
-    and the paper's overall median beyond that.
+    and the paper's overall median beyond that. The wide windows work on box-averaged copies
+    (a pyramid of halvings of the weighted values and the weights, blurred together as two
+    planes): the surfaces are smooth at their own scale, so the copies lose nothing that
+    matters, and the running estimate is stretched to each finer level in one resize.
     """
     level = float(np.median(values[weights > 0])) if weights.any() else float(np.median(values))
-    result = np.full(values.shape, level, dtype=np.float32)
+    pyramid = [np.stack([values * weights, weights]).astype(np.float32)]
+    result = None
     for scale in (8.0, 4.0, 2.0, 1.0):
-        mass = _blurred(values * weights, sigma * scale)
-        cover = _blurred(weights, sigma * scale)
+        width = sigma * scale
+        depth = max(0, int(np.log2(width / 2)))
+        while len(pyramid) <= depth:
+            pyramid.append(_halved(pyramid[-1]))
+        planes = pyramid[depth]
+        mass, cover = ndimage.gaussian_filter(
+            planes, (0, width / 2**depth, width / 2**depth), mode="nearest", truncate=3.0
+        )
         local = mass / np.maximum(cover, 1e-3)  # where cover is that small, trust is ~0
         trust = np.clip(cover / 0.25, 0.0, 1.0)
+        result = level if result is None else _grown(result, cover.shape)
         result = trust * local + (1 - trust) * result
-    return result.astype(np.float32)
+    return _grown(result, values.shape).astype(np.float32)
 
 
-def _blurred(values: np.ndarray, sigma: float) -> np.ndarray:
-    """A Gaussian blur; a wide one is done on a box-averaged copy and stretched back.
-
-    The surfaces blurred here are smooth at the blur's own scale, so the copy loses nothing
-    that matters and costs a fraction of a full-size wide kernel.
-    """
-    factor = int(sigma // 2)
-    if factor <= 1:
-        return ndimage.gaussian_filter(values, sigma, mode="nearest", truncate=3.0)
-    height, width = values.shape
-    padded = np.pad(values, ((0, -height % factor), (0, -width % factor)), mode="edge")
-    rows, cols = padded.shape[0] // factor, padded.shape[1] // factor
-    reduced = padded.reshape(rows, factor, cols, factor).mean(axis=(1, 3))
-    reduced = ndimage.gaussian_filter(reduced, sigma / factor, mode="nearest", truncate=3.0)
-    return _grown(reduced, padded.shape)[:height, :width]
+def _halved(planes: np.ndarray) -> np.ndarray:
+    """Each plane of ``planes`` (P x H x W) box-averaged by 2 (an odd last row or column is
+    dropped: the final surface is stretched back to the full shape anyway)."""
+    even = planes[:, : planes.shape[1] // 2 * 2, : planes.shape[2] // 2 * 2]
+    return (
+        even[:, 0::2, 0::2] + even[:, 1::2, 0::2] + even[:, 0::2, 1::2] + even[:, 1::2, 1::2]
+    ) / 4
 
 
 @dataclass

@@ -26,7 +26,7 @@ from digitcore.mnistify import mnistify
 
 SUPPORTED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "GIF", "BMP", "DIB", "TIFF", "WEBP"})
 DEFAULT_MAX_PIXELS = 40_000_000
-DRAFT_SIZE = WORKING_SIZE // 2  # a large JPEG is decoded reduced, to no less than this a side
+DRAFT_SIZE = WORKING_SIZE // 2  # a large JPEG is decoded reduced, to no less than this long side
 MNIST_BOX = 20  # MNIST's digits: the ink's longest side, in pixels
 MNIST_CENTRE = 14.0  # and where their centre of mass lies, in pixel indices
 _INDICES = np.arange(IMAGE_SIZE, dtype=np.float32)
@@ -39,7 +39,7 @@ def decode_image(
 
     Checks the declared size against ``max_pixels`` before decoding any pixel data, decodes
     large JPEGs reduced (``draft``: by 2, 4 or 8 in the decoder itself, to no less than
-    ``DRAFT_SIZE`` on each side), and applies the EXIF orientation. With ``gray``, a colour
+    ``DRAFT_SIZE`` on the longest side), and applies the EXIF orientation. With ``gray``, a colour
     JPEG is decoded to its luminance alone (what the pipeline uses), skipping the colour
     conversion.
     """
@@ -83,13 +83,21 @@ def decode_image(
 
 
 def _draft(image: Image.Image, gray: bool) -> None:
-    """Ask the JPEG decoder for a reduced and, with ``gray``, luminance-only decode."""
+    """Ask the JPEG decoder for a reduced and, with ``gray``, luminance-only decode.
+
+    The decoder scales by 1/2, 1/4 or 1/8 as long as the picture keeps at least
+    ``DRAFT_SIZE`` on its longest side: its DCT scaling costs a fraction of decoding in full
+    and shrinking afterwards.
+    """
     width, height = image.size
-    large = max(width, height) > WORKING_SIZE
+    longest = max(width, height)
+    target = (width, height)
+    if longest > WORKING_SIZE:
+        target = (max(1, width * DRAFT_SIZE // longest), max(1, height * DRAFT_SIZE // longest))
     if gray and image.mode in ("L", "RGB"):
-        image.draft("L", (DRAFT_SIZE, DRAFT_SIZE) if large else (width, height))
-    elif large:
-        image.draft(image.mode if image.mode in ("L", "RGB") else "RGB", (DRAFT_SIZE, DRAFT_SIZE))
+        image.draft("L", target)
+    elif longest > WORKING_SIZE:
+        image.draft(image.mode if image.mode in ("L", "RGB") else "RGB", target)
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
