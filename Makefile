@@ -76,11 +76,22 @@ bench-coldstart: model  ## process start to /readyz, resident memory per worker
 bench-soak: model  ## 20,000 mixed valid/invalid requests: statuses, errors, memory growth
 	$(BIN)/python -m bench.soak --model $(MODEL) $(ARGS)
 
+.PHONY: bench-seeds bench-corruptions bench-nondigits
+bench-seeds: data  ## the default recipe over 3 seeds (in parallel): mean and std of its figures
+	$(BIN)/python -m bench.seeds --seeds 1 2 3 --parallel 3 $(ARGS)
+
+bench-corruptions: model  ## accuracy and calibration per corruption, raw and through the service
+	$(BIN)/python -m bench.corruptions --model $(MODEL) $(ARGS)
+
+bench-nondigits: model  ## is_digit on held-out non-digits, MNIST test and the realistic sets
+	$(BIN)/python -m bench.nondigits --model $(MODEL) $(ARGS)
+
 .PHONY: bench-ray deploy-validate
 bench-ray: model  ## Ray Serve (2 replicas) vs one uvicorn worker, wrk on loopback
 	$(BIN)/python -m bench.ray_compare --model $(MODEL) $(ARGS)
 
-bench: bench-wild bench-train bench-load bench-micro bench-coldstart bench-soak  ## all benchmarks
+bench: bench-wild bench-train bench-load bench-micro bench-coldstart bench-soak bench-corruptions \
+       bench-nondigits bench-seeds  ## all benchmarks
 
 deploy-validate: setup  ## deploy/: k8s manifests (kubernetes-validate), KServe, Ray Serve configs
 	$(BIN)/kubernetes-validate --strict --quiet deploy/k8s/*.yaml

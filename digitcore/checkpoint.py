@@ -2,9 +2,11 @@
 
 A checkpoint is a dict with ``epoch``, ``model_state_dict`` and ``optimizer_state_dict`` (what
 the reference report wrote), the trainer's ``scheduler_state_dict`` (the learning-rate
-schedule, so that a resumed run continues it; absent from the reference's checkpoints) and an
-optional ``metadata`` dict (architecture, normalization, test accuracy and loss, epochs, seed,
-training time, library versions, creation time).
+schedule, so that a resumed run continues it; absent from the reference's checkpoints), the
+trainer's ``training_state_dict`` (the weights being trained, when the served
+``model_state_dict`` is their moving average) and an optional ``metadata`` dict
+(architecture, normalization, test accuracy and loss, epochs, seed, training time, library
+versions, creation time, and the calibration: ``temperature`` and ``digit_threshold``).
 Loading always uses ``weights_only=True`` and turns every failure into one
 :class:`CheckpointError` that names the file and what is wrong.
 """
@@ -44,6 +46,7 @@ class Checkpoint:
     epoch: int = 0
     optimizer_state_dict: dict[str, Any] | None = None
     scheduler_state_dict: dict[str, Any] | None = None
+    training_state_dict: dict[str, torch.Tensor] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -54,6 +57,18 @@ class Checkpoint:
     def normalization(self) -> tuple[float, float]:
         norm = self.metadata.get("normalization", {})
         return float(norm.get("mean", MNIST_MEAN)), float(norm.get("std", MNIST_STD))
+
+    @property
+    def temperature(self) -> float:
+        """T of the calibrated softmax(logits / T); 1 for a checkpoint without one."""
+        return float(self.metadata.get("temperature") or 1.0)
+
+    @property
+    def digit_threshold(self) -> float | None:
+        """The calibrated confidence below which an answer is "not a digit"; None: no such
+        threshold, every answer is a digit."""
+        value = self.metadata.get("digit_threshold")
+        return None if value is None else float(value)
 
 
 def library_versions() -> dict[str, str]:
@@ -69,6 +84,7 @@ def save_checkpoint(path: str | os.PathLike[str], checkpoint: Checkpoint) -> Non
         "model_state_dict": checkpoint.model_state_dict,
         "optimizer_state_dict": checkpoint.optimizer_state_dict,
         "scheduler_state_dict": checkpoint.scheduler_state_dict,
+        "training_state_dict": checkpoint.training_state_dict,
         "metadata": checkpoint.metadata,
     }
     with atomic_write(path) as handle:
@@ -107,6 +123,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         epoch=int(raw.get("epoch") or 0),
         optimizer_state_dict=raw.get("optimizer_state_dict"),
         scheduler_state_dict=raw.get("scheduler_state_dict"),
+        training_state_dict=raw.get("training_state_dict"),
         metadata=dict(raw.get("metadata") or {}),
     )
 

@@ -57,8 +57,13 @@ def resolve_device(requested: str = "auto") -> torch.device:
 
 
 @torch.inference_mode()
-def predict_probabilities(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
-    """Softmax probabilities (N x 10, on CPU) for a normalized N x 1 x 28 x 28 batch."""
+def predict_probabilities(
+    model: nn.Module, batch: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
+    """Calibrated softmax probabilities ``softmax(logits / T)`` (N x 10, on CPU) for a
+    normalized N x 1 x 28 x 28 batch; T = 1 gives the model's own softmax."""
     device = next(model.parameters()).device
     log_probs = model(batch.to(device, non_blocking=True))
-    return log_probs.exp().float().cpu()
+    if temperature == 1.0:
+        return log_probs.exp().float().cpu()
+    return torch.softmax(log_probs / temperature, dim=1).float().cpu()

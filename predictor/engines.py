@@ -25,6 +25,7 @@ class Prediction:
     confidence: float
     probabilities: list[float]
     model_view: np.ndarray | None = None  # the 28x28 [0, 1] image the model saw, when asked
+    is_digit: bool = True  # false: the picture does not look like one digit
 
 
 Answer = Prediction | str  # a prediction, or why there is none
@@ -101,8 +102,8 @@ class RemoteEngine:
 
 
 def prediction_from(answer: dict) -> Prediction:
-    """The service's prediction JSON (``digit``, ``confidence``, ``probabilities``,
-    ``input_image``), as one :class:`Prediction`; both engines read it."""
+    """The service's prediction JSON (``digit``, ``confidence``, ``is_digit``,
+    ``probabilities``, ``input_image``), as one :class:`Prediction`; both engines read it."""
     view = None
     if answer.get("input_image"):
         png = base64.b64decode(answer["input_image"])
@@ -112,6 +113,7 @@ def prediction_from(answer: dict) -> Prediction:
         float(answer["confidence"]),
         [float(p) for p in answer["probabilities"]],
         view,
+        bool(answer.get("is_digit", True)),
     )
 
 

@@ -36,13 +36,19 @@ class Cell:
     model_view: np.ndarray  # 28x28 in [0, 1], white ink on black
     digit: int
     confidence: float
+    is_digit: bool = True
 
 
 def cell(path: str, data: bytes, prediction: Prediction) -> Cell:
     """A figure cell for one predicted file (``prediction.model_view`` must be present)."""
     assert prediction.model_view is not None
     return Cell(
-        path, thumbnail(data), prediction.model_view, prediction.digit, prediction.confidence
+        path,
+        thumbnail(data),
+        prediction.model_view,
+        prediction.digit,
+        prediction.confidence,
+        prediction.is_digit,
     )
 
 
@@ -79,7 +85,12 @@ def render(cells: list[Cell], fmt: str = "png") -> bytes:
         cell = cells[index]
         name = os.path.basename(cell.path)
         name = name if len(name) <= NAME_CHARS else "..." + name[-NAME_CHARS + 3 :]
-        sub.suptitle(f"predicted {cell.digit}  ({cell.confidence:.1%})\n{name}", fontsize=10)
+        verdict = (
+            f"predicted {cell.digit}  ({cell.confidence:.1%})"
+            if cell.is_digit
+            else f"not a digit?  ({cell.digit}: {cell.confidence:.1%})"
+        )
+        sub.suptitle(f"{verdict}\n{name}", fontsize=10)
         left, right = sub.subplots(1, 2, gridspec_kw=LAYOUT)
         if cell.original is not None:
             left.imshow(cell.original)

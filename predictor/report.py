@@ -26,6 +26,8 @@ def table_row(path: str, answer: Answer, k: int, width: int) -> str:
     if isinstance(answer, str):
         return f"{label}  error: {answer}"
     row = f"{label}  {answer.digit}  {answer.confidence:7.2%}"
+    if not answer.is_digit:
+        row += "  (does not look like a digit)"
     runners = top_k(answer, k)[1:]
     if runners:
         row += "  runners-up: " + ", ".join(f"{d} {p:.2%}" for d, p in runners)
@@ -35,12 +37,19 @@ def table_row(path: str, answer: Answer, k: int, width: int) -> str:
 def json_row(path: str, answer: Answer, k: int) -> str:
     """One JSON object per line; ``error`` is null for a prediction, the reason otherwise."""
     if isinstance(answer, str):
-        record: dict = {"path": path, "digit": None, "confidence": None, "error": answer}
+        record: dict = {
+            "path": path,
+            "digit": None,
+            "confidence": None,
+            "is_digit": None,
+            "error": answer,
+        }
     else:
         record = {
             "path": path,
             "digit": answer.digit,
             "confidence": answer.confidence,
+            "is_digit": answer.is_digit,
             "probabilities": answer.probabilities,
             "error": None,
         }

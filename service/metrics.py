@@ -63,9 +63,14 @@ class Metrics:
         self.predictions = Counter(
             "predictions_total", "Predictions answered, by digit.", ["digit"], registry=registry
         )
+        self.not_digits = Counter(
+            "not_a_digit_total",
+            "Predictions answered with is_digit false (the picture did not look like a digit).",
+            registry=registry,
+        )
         self.confidence = Histogram(
             "prediction_confidence",
-            "Softmax probability of the predicted digit.",
+            "Calibrated softmax probability of the predicted digit.",
             buckets=CONFIDENCE_BUCKETS,
             registry=registry,
         )
@@ -116,6 +121,8 @@ class Metrics:
             else:
                 self.predictions.labels(str(outcome.digit)).inc()
                 self.confidence.observe(outcome.confidence)
+                if not outcome.is_digit:
+                    self.not_digits.inc()
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format; every worker's, in multiprocess mode."""

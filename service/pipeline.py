@@ -135,6 +135,8 @@ class DigitModel:
         self.device = next(model.parameters()).device
         self.max_pixels = max_pixels
         self.checkpoint = checkpoint or Checkpoint(model.state_dict())
+        self.temperature = self.checkpoint.temperature
+        self.digit_threshold = self.checkpoint.digit_threshold
 
     @classmethod
     def load(
@@ -160,17 +162,22 @@ class DigitModel:
         ]
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
-        """One forward pass: N x 1 x 28 x 28 normalized -> N x 10 probabilities (CPU)."""
-        return predict_probabilities(self.serving_model, images)
+        """One forward pass: N x 1 x 28 x 28 normalized -> N x 10 calibrated probabilities
+        (CPU), with the checkpoint's temperature."""
+        return predict_probabilities(self.serving_model, images, self.temperature)
 
-    @staticmethod
-    def postprocess(probabilities: list[float], view: np.ndarray | None) -> Prediction:
-        """One row of probabilities -> the answer; ``view`` becomes ``input_image`` when given."""
+    def postprocess(self, probabilities: list[float], view: np.ndarray | None) -> Prediction:
+        """One row of probabilities -> the answer; ``view`` becomes ``input_image`` when given.
+
+        The answer is "not a digit" when its confidence is below the checkpoint's threshold.
+        """
         digit = max(range(len(probabilities)), key=probabilities.__getitem__)
         image = base64.b64encode(preview_png(view)).decode("ascii") if view is not None else None
+        confidence = probabilities[digit]
         return Prediction.model_construct(
             digit=digit,
-            confidence=probabilities[digit],
+            confidence=confidence,
+            is_digit=self.digit_threshold is None or confidence >= self.digit_threshold,
             probabilities=probabilities,
             input_image=image,
         )

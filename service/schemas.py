@@ -16,6 +16,7 @@ class Prediction(BaseModel):
                 {
                     "digit": 7,
                     "confidence": 0.9978,
+                    "is_digit": True,
                     "probabilities": _PROBABILITIES,
                     "input_image": None,
                 }
@@ -24,9 +25,20 @@ class Prediction(BaseModel):
     )
 
     digit: int = Field(ge=0, le=9, description="the predicted digit")
-    confidence: float = Field(ge=0, le=1, description="softmax probability of `digit`")
+    confidence: float = Field(
+        ge=0,
+        le=1,
+        description="calibrated softmax probability of `digit`: of answers given with "
+        "confidence c, about a share c is right",
+    )
+    is_digit: bool = Field(
+        True,
+        description="false when the picture does not look like one handwritten digit (a "
+        "letter, a word, a drawing, several digits): `confidence` is then below the model's "
+        "threshold and `digit` means little",
+    )
     probabilities: list[float] = Field(
-        min_length=10, max_length=10, description="softmax probability of each digit 0-9"
+        min_length=10, max_length=10, description="calibrated probability of each digit 0-9"
     )
     input_image: str | None = Field(
         None,
@@ -56,6 +68,7 @@ class BatchResponse(BaseModel):
                             "prediction": {
                                 "digit": 7,
                                 "confidence": 0.9978,
+                                "is_digit": True,
                                 "probabilities": _PROBABILITIES,
                                 "input_image": None,
                             },
@@ -92,6 +105,10 @@ class ModelInfo(BaseModel):
                     "epoch": 5,
                     "test_accuracy": 0.9912,
                     "epochs": 5,
+                    "temperature": 1.21,
+                    "digit_threshold": 0.82,
+                    "calibration_error": 0.0021,
+                    "corruption_calibration_error": 0.018,
                     "created": "2026-01-01T12:00:00+00:00",
                     "loaded_at": "2026-01-02T08:30:00+00:00",
                     "metadata": {"architecture": "Digit", "test_accuracy": 0.9912, "epochs": 5},
@@ -108,6 +125,20 @@ class ModelInfo(BaseModel):
     epoch: int = Field(description="epoch recorded in the checkpoint")
     test_accuracy: float | None = Field(None, description="MNIST test accuracy at save time")
     epochs: int | None = Field(None, description="epochs trained")
+    temperature: float = Field(
+        1.0, description="T of the calibrated softmax(logits / T) the answers use (1: none)"
+    )
+    digit_threshold: float | None = Field(
+        None,
+        description="answers with a lower confidence have `is_digit: false` (null: every "
+        "answer is a digit)",
+    )
+    calibration_error: float | None = Field(
+        None, description="expected calibration error (15 bins) on MNIST test, calibrated"
+    )
+    corruption_calibration_error: float | None = Field(
+        None, description="the same, averaged over the corruption suite (trainer.corruptions)"
+    )
     created: str | None = Field(None, description="when the checkpoint was written (ISO 8601)")
     loaded_at: str | None = Field(None, description="when this process loaded it (ISO 8601)")
     metadata: dict[str, Any] = Field(description="the training metadata stored in the checkpoint")

@@ -39,13 +39,22 @@ def mnist_test(mnist_root) -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.fixture(scope="session")
 def small_checkpoint(tmp_path_factory, mnist_root) -> Path:
-    """A real Digit checkpoint trained for one epoch on 3,000 images (about 90% accurate)."""
+    """A real Digit checkpoint trained for one epoch on 3,000 images (about 90% accurate):
+    no augmentation and no non-digits, which a single short epoch cannot make use of."""
     from digitcore.model import resolve_device
+    from trainer.augment import AugmentConfig
     from trainer.train import TrainConfig, run
 
     out = tmp_path_factory.mktemp("small-model") / "small.pth"
     config = TrainConfig(
-        epochs=1, train_subset=3000, test_subset=500, out=out, data_root=mnist_root, progress=False
+        epochs=1,
+        train_subset=3000,
+        test_subset=500,
+        out=out,
+        data_root=mnist_root,
+        progress=False,
+        outliers=0,
+        augment=AugmentConfig.off(),
     )
     run(config, resolve_device("cpu"))
     return out

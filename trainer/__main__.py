@@ -1,4 +1,4 @@
-"""``python -m trainer`` / ``mnist-train``: fetch MNIST if needed, train, save, report.
+"""``python -m trainer`` / ``mnist-train``: fetch MNIST if needed, train, calibrate, save, report.
 
 Runs as one process or under ``torchrun --nproc_per_node=N -m trainer`` (DDP).
 """
@@ -10,12 +10,13 @@ import logging
 import sys
 from pathlib import Path
 
-from digitcore.checkpoint import load_checkpoint
+from digitcore.checkpoint import load_checkpoint, save_checkpoint
 from digitcore.model import resolve_device
 from trainer.augment import AugmentConfig
 from trainer.data import DataError, fetch
+from trainer.quality import assess
 from trainer.report import write_report
-from trainer.train import TrainConfig, predict_split, run
+from trainer.train import TrainConfig, run
 
 log = logging.getLogger("trainer")
 
@@ -60,6 +61,12 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
     parser.add_argument("--resume", type=Path, help="continue from this checkpoint (optimizer too)")
     parser.add_argument("--train-subset", type=int, help="train on this many images (quick runs)")
     parser.add_argument("--test-subset", type=int, help="test on this many images (quick runs)")
+    parser.add_argument(
+        "--outliers",
+        type=int,
+        default=defaults.outliers,
+        help=f"non-digits drawn for outlier exposure, 0 for none (default {defaults.outliers})",
+    )
     parser.add_argument("--no-augment", action="store_true", help="train on the images as they are")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
@@ -75,6 +82,7 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
         resume=args.resume,
         train_subset=args.train_subset,
         test_subset=args.test_subset,
+        outliers=args.outliers,
         augment=AugmentConfig.off() if args.no_augment else AugmentConfig(),
         progress=not args.no_progress,
     )
@@ -90,13 +98,33 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         return 1
     result = run(config, device)
-    if not result.is_main:  # rank 0 alone writes the report
+    if not result.is_main:  # rank 0 alone calibrates and writes the report
         return 0
-    model, history, test = result.model, result.history, result.test
-    probs = predict_split(model, test, next(model.parameters()).device)
-    metadata = load_checkpoint(config.out).metadata
-    paths = write_report(config.out, history, metadata, test.images, test.labels, probs)
-    log.info("saved %s (test accuracy %.2f%%)", config.out, 100 * history[-1]["test_accuracy"])
+    entries, quality = assess(result.model, result.data, config, device)
+    checkpoint = load_checkpoint(config.out)
+    checkpoint.metadata |= entries
+    save_checkpoint(config.out, checkpoint)
+    test = result.data.test
+    paths = write_report(
+        config.out,
+        result.history,
+        checkpoint.metadata,
+        test.images,
+        test.labels,
+        quality["test_probabilities"],
+        quality,
+    )
+    log.info(
+        "saved %s: test accuracy %.2f%%, temperature %.3f, calibration error %.2f%%, "
+        "digit threshold %.3f (non-digits flagged %.1f%%), corrupted test %.1f%%",
+        config.out,
+        100 * result.history[-1]["test_accuracy"],
+        entries["temperature"],
+        100 * entries["calibration"]["test_ece"],
+        entries["digit_threshold"],
+        100 * entries["nondigits"]["flagged"],
+        100 * entries["corruptions"]["mean_accuracy"],
+    )
     log.info("report: %s", ", ".join(str(p) for p in paths.values()))
     return 0
 

@@ -1,4 +1,6 @@
-"""What a person reads after training: metrics JSON, curves, confusion matrix, worst errors.
+"""What a person reads after training: metrics JSON, curves, confusion matrix, worst errors,
+and whether the confidence means something: a reliability diagram, the score of digits
+against non-digits, accuracy per corruption.
 
 Everything is written beside the checkpoint, atomically, from rank 0 only.
 """
@@ -26,6 +28,9 @@ def report_paths(checkpoint: Path) -> dict[str, Path]:
         "curves": Path(f"{stem}.curves.png"),
         "confusion": Path(f"{stem}.confusion.png"),
         "errors": Path(f"{stem}.errors.png"),
+        "reliability": Path(f"{stem}.reliability.png"),
+        "scores": Path(f"{stem}.scores.png"),
+        "corruptions": Path(f"{stem}.corruptions.png"),
     }
 
 
@@ -101,6 +106,56 @@ def plot_confident_errors(
     _save_figure(figure, path)
 
 
+def plot_reliability(rows: list[dict], ece: float, path: Path) -> None:
+    """Accuracy against confidence per bin (the diagonal is perfect calibration)."""
+    figure, (ax, count_ax) = plt.subplots(
+        2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    used = [row for row in rows if row["count"]]
+    centres = [(row["low"] + row["high"]) / 2 for row in rows]
+    width = rows[0]["high"] - rows[0]["low"]
+    ax.bar(
+        [(r["low"] + r["high"]) / 2 for r in used],
+        [r["accuracy"] for r in used],
+        width=width,
+        edgecolor="black",
+        label="accuracy",
+    )
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    ax.plot([r["confidence"] for r in used], [r["accuracy"] for r in used], "o", color="C3")
+    ax.set(ylabel="accuracy", title=f"Reliability on MNIST test (ECE {100 * ece:.2f} %)")
+    ax.legend(loc="upper left")
+    count_ax.bar(centres, [row["count"] for row in rows], width=width, color="C1")
+    count_ax.set(xlabel="calibrated confidence", ylabel="answers", yscale="log")
+    _save_figure(figure, path)
+
+
+def plot_scores(
+    digit_scores: torch.Tensor, other_scores: torch.Tensor, threshold: float, path: Path
+) -> None:
+    """Histograms of the calibrated confidence of digits and of non-digits, and the threshold."""
+    figure, ax = plt.subplots(figsize=(7, 4))
+    bins = np.linspace(0, 1, 41)
+    ax.hist(digit_scores.numpy(), bins=bins, alpha=0.6, label="MNIST test digits", density=True)
+    ax.hist(other_scores.numpy(), bins=bins, alpha=0.6, label="non-digits (unseen)", density=True)
+    ax.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.2f}")
+    ax.set(xlabel="calibrated confidence", ylabel="density", yscale="log", title="Is it a digit?")
+    ax.legend()
+    _save_figure(figure, path)
+
+
+def plot_corruptions(accuracy: dict[str, float], path: Path) -> None:
+    """Accuracy of the raw model on each corruption of MNIST test."""
+    figure, ax = plt.subplots(figsize=(8, 4))
+    names = list(accuracy)
+    ax.barh(names, [100 * accuracy[name] for name in names], color="C2")
+    ax.invert_yaxis()
+    mean = 100 * float(np.mean(list(accuracy.values())))
+    ax.set(xlabel="accuracy (%)", xlim=(0, 100), title=f"Corrupted MNIST test (mean {mean:.1f} %)")
+    ax.grid(axis="x", alpha=0.3)
+    _save_figure(figure, path)
+
+
 def write_report(
     checkpoint: Path,
     history: list[dict],
@@ -108,7 +163,10 @@ def write_report(
     images: torch.Tensor,
     labels: torch.Tensor,
     probs: torch.Tensor,
+    quality: dict | None = None,
 ) -> dict[str, Path]:
+    """Everything beside ``checkpoint``; ``quality`` (from :func:`trainer.quality.assess`)
+    adds the calibration, non-digit and corruption figures."""
     paths = report_paths(checkpoint)
     matrix = confusion_matrix(labels, probs.argmax(1))
     summary = {k: v for k, v in metadata.items() if k != "history"}
@@ -118,9 +176,25 @@ def write_report(
         "history": history,
         "confusion_matrix": matrix.tolist(),
     }
+    if quality is not None:
+        document["quality"] = {
+            key: value for key, value in quality.items() if not isinstance(value, torch.Tensor)
+        }
     with atomic_write(paths["metrics"], "w") as handle:
         json.dump(document, handle, indent=2)
     plot_curves(history, paths["curves"])
     plot_confusion(matrix, paths["confusion"])
     plot_confident_errors(images, labels, probs, paths["errors"])
+    if quality is None:
+        return {k: v for k, v in paths.items() if k in ("metrics", "curves", "confusion", "errors")}
+    plot_reliability(
+        quality["reliability"], metadata["calibration"]["test_ece"], paths["reliability"]
+    )
+    plot_scores(
+        quality["digit_scores"],
+        quality["nondigit_scores"],
+        metadata["digit_threshold"],
+        paths["scores"],
+    )
+    plot_corruptions(quality["corruption_accuracy"], paths["corruptions"])
     return paths

@@ -1,9 +1,14 @@
 """The training loop: data as tensors, one epoch, evaluate, save; DDP under ``torchrun``.
 
 Reads like pytorch/examples' mnist/main.py, with the reference recipe (Adam, NLL on
-log_softmax, batch 128) improved by a one-cycle learning-rate schedule and batched
-augmentation. Under ``torchrun`` it uses DistributedDataParallel (gloo on CPU, nccl on
-GPU), a DistributedSampler, reduces metrics across ranks, and only rank 0 writes files.
+log_softmax, batch 128) improved by a one-cycle learning-rate schedule, batched geometric,
+elastic and photometric augmentation, an exponential moving average of the weights (what is
+saved and served), and outlier exposure (Hendrycks et al. 2019): each batch also carries
+non-digits, whose softmax is pushed towards uniform. A validation split held out from the
+training set (never the test set) makes every choice after training: the softmax
+temperature and the "is it a digit" threshold (:mod:`trainer.calibration`). Under
+``torchrun`` it uses DistributedDataParallel (gloo on CPU, nccl on GPU), a
+DistributedSampler, reduces metrics across ranks, and only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
@@ -32,13 +38,23 @@ from trainer.augment import AugmentConfig, augment
 log = logging.getLogger("trainer")
 
 
+VALIDATION_SEED = 0  # the validation split is the same images whatever the run's seed
+OUTLIER_SEED = 1  # so are the non-digits (drawn once, then cached)
+
+
 @dataclass
 class TrainConfig:
-    epochs: int = 8
+    epochs: int = 24
     batch_size: int = 128
     lr: float = 1e-3
     max_lr: float = 3e-3
     seed: int = 1
+    validation_size: int = 5000  # held out from the training set for every choice
+    ema_decay: float = 0.999
+    outliers: int = 20000  # non-digits for outlier exposure (0: none)
+    outlier_batch: int = 32  # non-digits in each training batch
+    outlier_weight: float = 0.5  # lambda of the uniform-softmax loss on them
+    digit_keep: float = 0.99  # share of validation digits the is-digit threshold keeps
     device: str = "auto"
     out: Path = Path("models/mnist_cnn.pth")
     data_root: Path = Path("data")
@@ -66,9 +82,9 @@ class Split:
 class TrainResult:
     """What :func:`run` returns, on every process; rank 0 alone has written the checkpoint."""
 
-    model: nn.Module  # unwrapped from DistributedDataParallel
+    model: nn.Module  # the moving average of the weights: what was saved
     history: list[dict]  # one row per epoch, the resumed checkpoint's rows first
-    test: Split
+    data: TrainingData
     is_main: bool  # rank 0: the process that writes files and reports
 
 
@@ -118,7 +134,8 @@ def shard_indices(
 
 def train_one_epoch(
     model: nn.Module,
-    split: Split,
+    ema: AveragedModel,
+    data: TrainingData,
     optimizer: torch.optim.Optimizer,
     scheduler,
     config: TrainConfig,
@@ -128,7 +145,7 @@ def train_one_epoch(
     generator: torch.Generator,
 ) -> dict[str, float]:
     model.train()
-    order = torch.tensor(shard_indices(len(split), dist_info, True, config.seed, epoch))
+    order = torch.tensor(shard_indices(len(data.train), dist_info, True, config.seed, epoch))
     batches = order.split(config.batch_size)
     bar = tqdm(
         batches,
@@ -140,15 +157,22 @@ def train_one_epoch(
     )
     loss_sum, seen, started = 0.0, 0, time.perf_counter()
     for step, index in enumerate(bar):
-        images, labels = split.batch(index, device)
-        images = normalize(augment(images, config.augment, generator))
+        images, labels = data.train.batch(index, device)
+        count = len(labels)
+        if data.outliers is not None:
+            picked = torch.randint(len(data.outliers), (config.outlier_batch,), generator=generator)
+            images = torch.cat([images, data.outliers.batch(picked, device)[0]])
+        log_probs = model(normalize(augment(images, config.augment, generator)))
+        loss = F.nll_loss(log_probs[:count], labels)
+        if data.outliers is not None:  # cross-entropy to the uniform distribution
+            loss = loss - config.outlier_weight * log_probs[count:].mean()
         optimizer.zero_grad(set_to_none=True)
-        loss = F.nll_loss(model(images), labels)
         loss.backward()
         optimizer.step()
         scheduler.step()
-        loss_sum += loss.item() * len(labels)
-        seen += len(labels)
+        ema.update_parameters(model)
+        loss_sum += loss.item() * count
+        seen += count
         if step % 20 == 0 or step == len(batches) - 1:
             rate = seen * dist_info.world_size / (time.perf_counter() - started)
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", img_s=f"{rate:,.0f}")
@@ -168,6 +192,7 @@ def evaluate(
     device: torch.device,
     dist_info: Distributed | None = None,
     batch_size: int = 1000,
+    prefix: str = "test",
 ) -> dict[str, float]:
     """Summed NLL / N and accuracy on ``split``, sharded over ranks and reduced."""
     dist_info = dist_info or Distributed()
@@ -180,17 +205,17 @@ def evaluate(
         loss_sum += F.nll_loss(log_probs, labels, reduction="sum").item()
         correct += (log_probs.argmax(1) == labels).sum().item()
     loss_sum, correct, count = dist_info.sum(loss_sum, correct, len(index))
-    return {"test_loss": loss_sum / count, "test_accuracy": correct / count}
+    return {f"{prefix}_loss": loss_sum / count, f"{prefix}_accuracy": correct / count}
 
 
 @torch.inference_mode()
 def predict_split(model: nn.Module, split: Split, device: torch.device) -> torch.Tensor:
-    """Probabilities for every image of ``split`` (N x 10, on CPU): for the report."""
+    """Log-probabilities for every image of ``split`` (N x 10, on CPU)."""
     model.eval()
     out = []
     for chunk in torch.arange(len(split)).split(1000):
         images, _ = split.batch(chunk, device)
-        out.append(model(normalize(images)).exp().cpu())
+        out.append(model(normalize(images)).cpu())
     return torch.cat(out)
 
 
@@ -201,84 +226,117 @@ def _subset(split: Split, size: int | None, seed: int) -> Split:
     return Split(split.images[index], split.labels[index])
 
 
-def load_splits(config: TrainConfig) -> tuple[Split, Split]:
-    from trainer.data import load_tensors
+def ema_average(decay: float):
+    """``AveragedModel``'s averaging step for an exponential moving average whose decay
+    warms up as ``(1 + n) / (10 + n)`` over the first updates, so short runs average too."""
 
-    train = Split(*load_tensors(config.data_root, train=True))
-    test = Split(*load_tensors(config.data_root, train=False))
-    return _subset(train, config.train_subset, config.seed), _subset(
-        test, config.test_subset, config.seed + 1
+    def average(averaged: torch.Tensor, current: torch.Tensor, updates: torch.Tensor):
+        rate = min(decay, (1 + float(updates)) / (10 + float(updates)))
+        return averaged + (current - averaged) * (1 - rate)
+
+    return average
+
+
+@dataclass
+class TrainingData:
+    train: Split
+    validation: Split  # held out from MNIST's training set
+    test: Split
+    outliers: Split | None  # non-digits for outlier exposure (labels unused)
+
+
+def load_splits(config: TrainConfig) -> TrainingData:
+    """MNIST's training set split into train and a fixed validation part, the test set, and
+    the non-digits (drawn once, then cached beside the data)."""
+    from trainer.data import load_tensors
+    from trainer.outliers import load_outliers
+
+    images, labels = load_tensors(config.data_root, train=True)
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(VALIDATION_SEED))
+    held, kept = order[: config.validation_size], order[config.validation_size :]
+    train = _subset(Split(images[kept], labels[kept]), config.train_subset, config.seed)
+    validation = Split(images[held], labels[held])
+    test = _subset(
+        Split(*load_tensors(config.data_root, train=False)), config.test_subset, config.seed + 1
     )
+    outliers = None
+    if config.outliers > 0:  # the same cached set whatever the subset
+        drawn = load_outliers(config.data_root, config.outliers, OUTLIER_SEED, images[kept]).images
+        outliers = Split(drawn, torch.zeros(len(drawn), dtype=torch.long))
+    return TrainingData(train, validation, test, outliers)
 
 
 def run(config: TrainConfig, device: torch.device) -> TrainResult:
-    """Train per ``config`` (resuming from ``config.resume`` if set), saving after every epoch."""
+    """Train per ``config`` (resuming from ``config.resume`` if set), saving after every epoch.
+
+    What is evaluated and saved is the moving average of the weights (``ema``).
+    """
     dist_info = setup_distributed(device)
     if dist_info.enabled and device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     torch.manual_seed(config.seed)
-    train, test = load_splits(config)
+    data = load_splits(config)
     model = build_model(DEFAULT_ARCHITECTURE).to(device)
+    ema = AveragedModel(model, avg_fn=ema_average(config.ema_decay))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    steps_per_epoch = -(-len(train) // (config.batch_size * dist_info.world_size))
+    steps_per_epoch = -(-len(data.train) // (config.batch_size * dist_info.world_size))
     history: list[dict] = []
     if config.resume is None:
         scheduler = one_cycle(optimizer, config.max_lr, config.epochs * steps_per_epoch)
     else:
         history, scheduler = resume_from(
-            config.resume, model, optimizer, config, steps_per_epoch, quiet=not dist_info.is_main
+            config.resume, model, ema, optimizer, config, steps_per_epoch, not dist_info.is_main
         )
     start_epoch = len(history) + 1
     ddp_model = DistributedDataParallel(model) if dist_info.enabled else model
     generator = torch.Generator().manual_seed(config.seed * 1000 + dist_info.rank)
     if dist_info.is_main:
         log.info(
-            "training %s (%s parameters) on %s: %d train / %d test images, %d process(es)",
+            "training %s (%s parameters) on %s: %d train / %d validation / %d test images, "
+            "%d non-digits, %d process(es)",
             DEFAULT_ARCHITECTURE,
             f"{count_parameters(model):,}",
             device,
-            len(train),
-            len(test),
+            len(data.train),
+            len(data.validation),
+            len(data.test),
+            0 if data.outliers is None else len(data.outliers),
             dist_info.world_size,
         )
     for epoch in range(start_epoch, config.epochs + 1):
         generator.manual_seed(config.seed * 1000 + dist_info.rank * 100 + epoch)
         row = {"epoch": epoch, "lr": scheduler.get_last_lr()[0]}
         row |= train_one_epoch(
-            ddp_model, train, optimizer, scheduler, config, epoch, dist_info, device, generator
+            ddp_model, ema, data, optimizer, scheduler, config, epoch, dist_info, device, generator
         )
-        row |= evaluate(model, test, device, dist_info)
+        row |= evaluate(ema.module, data.validation, device, dist_info, prefix="validation")
+        row |= evaluate(ema.module, data.test, device, dist_info)
         history.append(row)
         if dist_info.is_main:
             log.info(
-                "epoch %d: train loss %.4f, test loss %.4f, test accuracy %.2f%% (%.1f s)",
+                "epoch %d: train loss %.4f, validation accuracy %.2f%%, test accuracy %.2f%% "
+                "(%.1f s)",
                 epoch,
                 row["train_loss"],
-                row["test_loss"],
+                100 * row["validation_accuracy"],
                 100 * row["test_accuracy"],
                 row["epoch_seconds"],
             )
             save_checkpoint(
                 config.out,
-                make_checkpoint(
-                    model,
-                    optimizer,
-                    scheduler,
-                    config,
-                    history,
-                    dist_info.world_size,
-                ),
+                make_checkpoint(model, ema, optimizer, scheduler, config, history, dist_info),
             )
     if dist_info.enabled:
         dist.barrier()
         dist.destroy_process_group()
-    return TrainResult(model, history, test, dist_info.is_main)
+    return TrainResult(ema.module, history, data, dist_info.is_main)
 
 
 def resume_from(
     path: Path,
     model: nn.Module,
+    ema: AveragedModel,
     optimizer: torch.optim.Optimizer,
     config: TrainConfig,
     steps_per_epoch: int,
@@ -294,10 +352,14 @@ def resume_from(
     over the remaining epochs; the log says which.
     """
     previous = load_checkpoint(path)
-    model.load_state_dict(previous.model_state_dict)
+    model.load_state_dict(previous.training_state_dict or previous.model_state_dict)
+    ema.module.load_state_dict(previous.model_state_dict)
     history = list(previous.metadata.get("history", []))
     history = history or [{"epoch": e} for e in range(1, previous.epoch + 1)]
     done = len(history)
+    # A checkpoint of ours holds the average and the trained weights: the average goes on.
+    # Others (the reference's) hold one set of weights: the average starts from it.
+    ema.n_averaged.fill_(done * steps_per_epoch if previous.training_state_dict else 0)
     remaining = max(config.epochs - done, 0) * steps_per_epoch
     saved = previous.scheduler_state_dict
     saved_left = None if saved is None else saved["total_steps"] - saved["last_epoch"]
@@ -348,16 +410,18 @@ def one_cycle(
 
 def make_checkpoint(
     model: nn.Module,
+    ema: AveragedModel,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     config: TrainConfig,
     history: list[dict],
-    world_size: int,
+    dist_info: Distributed,
 ) -> Checkpoint:
     last = history[-1]
     return Checkpoint(
         epoch=last["epoch"],
-        model_state_dict=model.state_dict(),
+        model_state_dict=ema.module.state_dict(),
+        training_state_dict=model.state_dict(),
         optimizer_state_dict=optimizer.state_dict(),
         scheduler_state_dict=scheduler.state_dict(),
         metadata={
@@ -365,12 +429,16 @@ def make_checkpoint(
             "normalization": {"mean": MNIST_MEAN, "std": MNIST_STD},
             "test_accuracy": last["test_accuracy"],
             "test_loss": last["test_loss"],
+            "validation_accuracy": last.get("validation_accuracy"),
             "epochs": last["epoch"],
             "seed": config.seed,
             "batch_size": config.batch_size,
-            "world_size": world_size,
+            "world_size": dist_info.world_size,
+            "ema_decay": config.ema_decay,
+            "outliers": config.outliers,
             "training_seconds": sum(row.get("epoch_seconds", 0.0) for row in history),
-            "train_images": config.train_subset or 60000,
+            "train_images": config.train_subset or 60000 - config.validation_size,
+            "validation_images": config.validation_size,
             "versions": library_versions(),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "history": history,

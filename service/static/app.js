@@ -398,12 +398,22 @@ function showError(v, message) {
 
 function showAnswer(v, body) {
   setState("done", v);
-  resultPanel.dataset.digit = String(body.digit);
+  const isDigit = body.is_digit !== false;
+  resultPanel.dataset.digit = isDigit ? String(body.digit) : "none";
+  resultPanel.classList.toggle("not-digit", !isDigit);
   $("error").hidden = true;
-  $("digit").textContent = String(body.digit);
-  $("confidence").textContent = `${percent(body.confidence)} sure`;
-  $("status").textContent = `It looks like a ${body.digit} (${percent(body.confidence)} sure).`;
-  $("quick").textContent = `→ ${body.digit} (${percent(body.confidence)})`;
+  if (isDigit) {
+    $("digit").textContent = String(body.digit);
+    $("confidence").textContent = `${percent(body.confidence)} sure`;
+    $("status").textContent = `It looks like a ${body.digit} (${percent(body.confidence)} sure).`;
+    $("quick").textContent = `→ ${body.digit} (${percent(body.confidence)})`;
+  } else {
+    $("digit").textContent = "?";
+    $("confidence").textContent = `closest: ${body.digit}, only ${percent(body.confidence)} sure`;
+    $("status").textContent =
+      "This does not look like a digit. Draw or upload one handwritten digit.";
+    $("quick").textContent = "→ not a digit";
+  }
   const seen = $("seen");
   if (body.input_image) seen.src = `data:image/png;base64,${body.input_image}`;
   seen.parentElement.hidden = !body.input_image;

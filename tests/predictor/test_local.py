@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,7 @@ from digitcore.checkpoint import load_model
 from digitcore.model import predict_probabilities
 from digitcore.preprocess import preprocess
 from predictor.__main__ import main
+from testkit.nondigits import nondigit_uploads
 from tests.predictor.conftest import label_of, truncated, write_digits
 
 
@@ -22,11 +25,28 @@ def test_default_model_predicts_mnist_files_with_their_labels(
     assert set(rows) == {str(p) for p in paths}
     correct = sum(row["digit"] == label_of(path) for path, row in rows.items())
     assert correct / len(rows) >= 0.98, f"{correct}/{len(rows)} correct"
+    assert sum(row["is_digit"] for row in rows.values()) / len(rows) >= 0.98
     for row in rows.values():
         assert row["error"] is None
         assert row["confidence"] == max(row["probabilities"])
         assert sum(row["probabilities"]) == pytest.approx(1.0, abs=1e-4)
     assert f"predicted {len(paths)} of {len(paths)} files, 0 failed" in err
+
+
+def test_default_model_says_which_files_are_not_digits(tmp_path, default_model_path, capsys):
+    samples = nondigit_uploads(40)
+    folder = tmp_path / "drawings"
+    folder.mkdir()
+    for sample in samples:
+        suffix = ".png" if sample.data.startswith(b"\x89PNG") else ".jpg"
+        (folder / f"{sample.name}{suffix}").write_bytes(sample.data)
+    status = main([str(folder), "--model", str(default_model_path), "--json"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert status == 0 and len(rows) == len(samples)
+    assert sum(row["is_digit"] is False for row in rows) >= 0.75 * len(rows)
+    main([str(folder), "--model", str(default_model_path)])
+    table = capsys.readouterr().out.splitlines()
+    assert sum("(does not look like a digit)" in line for line in table) >= 0.75 * len(rows)
 
 
 def test_answers_are_the_shared_pipelines(tmp_path, mnist_png_samples, small_checkpoint, run_json):

@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, sync_playwright
 
+from testkit.nondigits import nondigit_uploads
 from testkit.servers import ROOT, serve
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -231,6 +232,20 @@ def test_dropped_file_is_predicted(desktop, mnist_png_samples):
     )
     shown = settle(desktop)
     assert (shown["state"], shown["digit"]) == ("done", str(label)), shown
+
+
+def test_a_picture_that_is_not_a_digit_is_called_so(desktop, service_url):
+    sample = next(s for s in nondigit_uploads(40) if s.kind == "word")
+    direct = httpx.post(f"{service_url}/predict", files={"file": ("word.png", sample.data)})
+    assert direct.status_code == 200 and direct.json()["is_digit"] is False, direct.json()
+    desktop.set_input_files(
+        "#file", files=[{"name": "word.png", "mimeType": "image/png", "buffer": sample.data}]
+    )
+    shown = settle(desktop)
+    shot(desktop, "desktop-not-a-digit")
+    assert (shown["state"], shown["digit"]) == ("done", "none"), shown
+    assert "does not look like a digit" in shown["status"]
+    assert desktop.inner_text("#digit") == "?"
 
 
 def test_non_image_upload_shows_the_service_reason(desktop, service_url):

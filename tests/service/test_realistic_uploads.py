@@ -1,4 +1,7 @@
-"""Digits as people send them, through the real HTTP API: each realistic set scores >= 98%.
+"""Digits as people send them, through the real HTTP API: each realistic set scores >= 98%,
+and >= 97% of each set is answered ``is_digit: true``; >= 85% of the held-out non-digits
+(letters, words, symbols, shapes and smileys in fonts and forms training never saw) are not.
+(The goals are 98% and 95%; `python -m bench.nondigits` gives the figures.)
 
 The sets (testkit/realistic.py) are made from MNIST *test* images with a fixed seed: photos of
 ink on paper, transparent and white canvases, marker, pencil, non-square frames and phone
@@ -7,26 +10,12 @@ photos. They go to a real ``python -m service`` as multipart uploads, in request
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
+from testkit.batches import batch_answers
+from testkit.nondigits import nondigit_uploads
 from testkit.realistic import SETS, generate
 from testkit.servers import serve
-
-CHUNK_FILES = 16
-CHUNK_BYTES = 8 * 1024 * 1024  # under the service's default 10 MiB request limit
-
-
-def chunks(samples: list) -> list[list]:
-    """Consecutive groups of at most CHUNK_FILES files and CHUNK_BYTES bytes."""
-    groups: list[list] = [[]]
-    for sample in samples:
-        group = groups[-1]
-        too_big = sum(len(s.data) for s in group) + len(sample.data) > CHUNK_BYTES
-        if group and (len(group) == CHUNK_FILES or too_big):
-            groups.append(group := [])
-        group.append(sample)
-    return groups
 
 
 @pytest.fixture(scope="module")
@@ -39,18 +28,19 @@ def server(tmp_path_factory, default_model_path):
 def test_each_realistic_set_scores_at_least_98_percent(server, mnist_test, name):
     images, labels = (t.numpy() for t in mnist_test)
     samples = list(generate(name, images, labels))
-    digits = []
-    with httpx.Client(base_url=server.url, timeout=120) as client:
-        for chunk in chunks(samples):
-            files = [
-                ("files", (f"{s.name}.bin", s.data, "application/octet-stream")) for s in chunk
-            ]
-            response = client.post("/predict/batch", files=files)
-            assert response.status_code == 200, response.text
-            results = response.json()["results"]
-            # A refusal ("no digit found") counts as a wrong answer; nothing else may happen.
-            assert {r["status"] for r in results} <= {200, 422}, results
-            digits += [r["prediction"]["digit"] if r["status"] == 200 else None for r in results]
-    right = sum(d == s.label for d, s in zip(digits, samples, strict=True))
-    assert len(digits) == len(samples) == SETS[name][1]
+    found = batch_answers(server.url, samples)
+    right = sum(
+        a is not None and a["digit"] == s.label for a, s in zip(found, samples, strict=True)
+    )
+    assert len(found) == len(samples) == SETS[name][1]
     assert right / len(samples) >= 0.98, f"{name}: {right}/{len(samples)} right"
+    digits = sum(a is not None and a["is_digit"] for a in found)
+    assert digits / len(samples) >= 0.97, f"{name}: {digits}/{len(samples)} taken for digits"
+
+
+def test_held_out_non_digits_are_flagged(server):
+    samples = nondigit_uploads()
+    found = batch_answers(server.url, samples)
+    flagged = [a is None or not a["is_digit"] for a in found]
+    missed = [s.name for s, f in zip(samples, flagged, strict=True) if not f]
+    assert sum(flagged) / len(samples) >= 0.85, f"taken for digits: {missed}"
