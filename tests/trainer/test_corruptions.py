@@ -136,4 +136,4 @@ def test_default_model_beats_chance_on_every_corruption_and_is_best_on_clean(acc
     for name, score in corrupted.items():
         assert score >= 2 * CHANCE, f"{name}: {score:.1%} on {SCORED_IMAGES} digits"
         assert score <= clean + SAMPLING_SLACK, f"{name}: {score:.1%} above clean {clean:.1%}"
-    assert np.mean(list(corrupted.values())) < clean - 0.1
+    assert np.mean(list(corrupted.values())) < clean  # corruptions cost something on average
