@@ -42,17 +42,9 @@ def expected_calibration_error(
 ) -> float:
     """ECE: the mean |accuracy - confidence| over ``bins`` equal-width confidence bins,
     weighted by how many answers fall in each (Naeini et al. 2015; Guo et al. 2017)."""
-    confidence, predicted = probabilities.max(dim=1)
-    correct = (predicted == labels).double()
-    confidence = confidence.double()
-    edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
-    error = 0.0
-    for low, high in itertools.pairwise(edges):
-        inside = (confidence > low) & (confidence <= high)
-        if inside.any():
-            gap = (correct[inside].mean() - confidence[inside].mean()).abs()
-            error += inside.double().mean().item() * gap.item()
-    return error
+    rows = reliability(probabilities, labels, bins)
+    total = sum(row["count"] for row in rows)
+    return sum(row["count"] / total * abs(row["accuracy"] - row["confidence"]) for row in rows)
 
 
 def reliability(
