@@ -70,7 +70,7 @@ def reliability(
     return rows
 
 
-def digit_threshold(scores: torch.Tensor, keep: float = 0.99) -> float:
+def digit_threshold(scores: torch.Tensor, keep: float) -> float:
     """The highest score threshold that at least ``keep`` of these digits' scores reach."""
     ordered = scores.double().sort().values
     index = min(math.floor((1 - keep) * len(ordered)), len(ordered) - 1)
@@ -89,7 +89,7 @@ def calibrate(
     validation_labels: torch.Tensor,
     test_log_probs: torch.Tensor,
     test_labels: torch.Tensor,
-    keep: float = 0.99,
+    keep: float,
 ) -> dict:
     """Fit T and the digit threshold on validation; measure both on test.
 

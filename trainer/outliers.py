@@ -68,14 +68,14 @@ LONGEST_SIDE = 150  # px at most: the pipeline takes 3x as long on 190 px as on 
 KINDS = ("letter", "word", "symbol", "scribble", "shape", "texture", "face", "digits")
 SHAPES = (
     "triangle", "square", "star", "arrow", "block_arrow", "heart", "cross", "plus", "tick",
-    "spiral", "blob",
+    "spiral", "blob", "polygon",
 )  # fmt: skip
 TEXTURES = ("hatching", "grid", "dots", "noise")
 SCRIBBLE_LENGTH = 5.0  # a scribble's strokes, in widths of its box, at the least
 PAPER_SHARE = 0.05  # photographed on paper: uneven light, noise (4x the pipeline's time)
 DARK_SHARE = 0.1  # chalk on a board: light ink on a dark background
 MAX_ATTEMPTS = 10  # drawings of one image the pipeline may refuse before giving up
-CACHE_VERSION = 2  # bump whenever a change here changes the images a seed gives
+CACHE_VERSION = 3  # bump whenever a change here changes the images a seed gives
 
 
 @dataclass(frozen=True)
@@ -447,6 +447,20 @@ def _blob(sketch: _Sketch, rng: np.random.Generator) -> None:
     sketch.polygon(_fit(points))
 
 
+def _polygon(sketch: _Sketch, rng: np.random.Generator) -> None:
+    """Any polygon of 5-10 corners round a centre, regular or jagged, filled or outlined."""
+    corners = int(rng.integers(5, 11))
+    angles = np.sort(rng.uniform(0, 2 * np.pi, corners))
+    regular = rng.random() < 0.4
+    if regular:
+        angles = rng.uniform(0, 2 * np.pi) + np.arange(corners) * 2 * np.pi / corners
+    radii = np.ones(corners) if regular else rng.uniform(0.4, 1.0, corners)
+    if regular and corners > 6:
+        sketch.filled = True  # outlined, it is nearly a circle: a 0
+    points = np.stack([radii * np.cos(angles), radii * np.sin(angles)], axis=1)
+    sketch.polygon(_fit(points))
+
+
 SHAPE_DRAWERS: dict[str, Callable[[_Sketch, np.random.Generator], None]] = {
     "triangle": _triangle,
     "square": _square,
@@ -459,6 +473,7 @@ SHAPE_DRAWERS: dict[str, Callable[[_Sketch, np.random.Generator], None]] = {
     "tick": _tick,
     "spiral": _spiral,
     "blob": _blob,
+    "polygon": _polygon,
 }
 
 
@@ -517,7 +532,7 @@ def _clipped(ends: np.ndarray, size: int) -> list[tuple[float, float]]:
 
 
 def draw_face(rng: np.random.Generator) -> np.ndarray:
-    """A smiley: a round or square head (or none), two eyes and a mouth.
+    """A smiley: a round, square or solid head (or none), two eyes and a mouth.
 
     The pipeline drops as specks the parts with under 8% of the largest part's ink, so the
     eyes are drawn with at least 12% of the head's (a round head alone is a 0), and a face
@@ -528,32 +543,41 @@ def draw_face(rng: np.random.Generator) -> np.ndarray:
     width = sketch.width = max(2, round(size * rng.uniform(0.025, 0.06)))
     pen = sketch.pen
     inset = width / 2 + 1
-    head = str(rng.choice(["round", "square", "none"], p=[0.6, 0.15, 0.25]))
+    head = str(rng.choice(["round", "square", "none", "solid"], p=[0.45, 0.1, 0.2, 0.25]))
     box = (inset, inset, size - 1 - inset, size - 1 - inset)
+    features = 255
     if head == "round":
         pen.ellipse(box, outline=255, width=width)
     elif head == "square":
         pen.rounded_rectangle(box, radius=size * 0.15, outline=255, width=width)
+    elif head == "solid":  # a filled head, its eyes and mouth left blank
+        pen.ellipse(box, fill=255)
+        features = 0
     eye_r = max(size * rng.uniform(0.05, 0.08), 0.4 * math.sqrt(size * width))
     eye_y = size * rng.uniform(0.32, 0.4)
     eye_dx = max(size * rng.uniform(0.14, 0.2), eye_r + 0.05 * size)
     for side in (-1, 1):
         x = size / 2 + side * eye_dx
-        pen.ellipse((x - eye_r, eye_y - eye_r, x + eye_r, eye_y + eye_r), fill=255)
+        pen.ellipse((x - eye_r, eye_y - eye_r, x + eye_r, eye_y + eye_r), fill=features)
     mouths = ["smile", "frown", "open"] if head == "none" else ["smile", "frown", "flat", "open"]
     mouth = str(rng.choice(mouths))
     half = size * rng.uniform(0.16, 0.25)
     top = size * rng.uniform(0.55, 0.62)
     centre = size / 2
     if mouth == "smile":
-        pen.arc((centre - half, top - half, centre + half, top + half * 0.6), 20, 160, 255, width)
+        pen.arc(
+            (centre - half, top - half, centre + half, top + half * 0.6), 20, 160, features, width
+        )
     elif mouth == "frown":
-        pen.arc((centre - half, top + 0.1 * half, centre + half, top + half), 200, 340, 255, width)
+        box = (centre - half, top + 0.1 * half, centre + half, top + half)
+        pen.arc(box, 200, 340, features, width)
     elif mouth == "flat":
-        pen.line((centre - half, top + half * 0.3, centre + half, top + half * 0.3), 255, width)
+        pen.line(
+            (centre - half, top + half * 0.3, centre + half, top + half * 0.3), features, width
+        )
     else:
         r = max(half * 0.45, width * 1.5)
-        pen.ellipse((centre - r, top, centre + r, top + 2 * r), outline=255, width=width)
+        pen.ellipse((centre - r, top, centre + r, top + 2 * r), outline=features, width=width)
     return sketch.ink()
 
 

@@ -54,7 +54,7 @@ class TrainConfig:
     outliers: int = 20000  # non-digits for outlier exposure (0: none)
     outlier_batch: int = 32  # non-digits in each training batch
     outlier_weight: float = 0.5  # lambda of the uniform-softmax loss on them
-    digit_keep: float = 0.99  # share of validation digits the is-digit threshold keeps
+    digit_keep: float = 0.995  # share of validation digits the is-digit threshold keeps
     device: str = "auto"
     out: Path = Path("models/mnist_cnn.pth")
     data_root: Path = Path("data")
