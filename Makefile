@@ -76,7 +76,7 @@ bench-coldstart: model  ## process start to /readyz, resident memory per worker
 bench-soak: model  ## 20,000 mixed valid/invalid requests: statuses, errors, memory growth
 	$(BIN)/python -m bench.soak --model $(MODEL) $(ARGS)
 
-.PHONY: bench-seeds bench-corruptions bench-nondigits
+.PHONY: bench-seeds bench-corruptions bench-nondigits bench-numbers
 bench-seeds: data  ## the default recipe over 3 seeds (in parallel): mean and std of its figures
 	$(BIN)/python -m bench.seeds --seeds 1 2 3 --parallel 3 $(ARGS)
 
@@ -85,6 +85,9 @@ bench-corruptions: model  ## accuracy and calibration per corruption, raw and th
 
 bench-nondigits: model  ## is_digit on held-out non-digits, MNIST test and the realistic sets
 	$(BIN)/python -m bench.nondigits --model $(MODEL) $(ARGS)
+
+bench-numbers: model  ## exact accuracy of POST /read's number reader on the number sets
+	$(BIN)/python -m bench.numbers --model $(MODEL) $(ARGS)
 
 .PHONY: bench-ray deploy-validate
 bench-ray: model  ## Ray Serve (2 replicas) vs one uvicorn worker, wrk on loopback

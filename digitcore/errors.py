@@ -19,3 +19,7 @@ class ImageTooLargeError(ImageInputError):
 
 class NoDigitFoundError(ImageInputError):
     """The image holds no ink: a blank page, a flat colour."""
+
+
+class TooManyDigitsError(ImageInputError):
+    """A picture of a number that holds more digits than one reading allows."""

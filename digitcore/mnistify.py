@@ -43,12 +43,33 @@ ROUNDS = 2  # rounds of masked smoothing: the second settles the paper next to t
 STROKE_RANGE = (1.2, 3.0)  # MNIST's stroke width at 20 px scale, 5th-95th percentile
 STROKE_TARGET = (1.6, 2.4)
 EIGHT_NEIGHBOURS = np.ones((3, 3))
+TALL_PIECE = 0.5  # digit-sized pieces of a row: this share of the ink's height at least,
+HEAVY_PIECE = 0.25  # and this share of the heaviest piece's ink
+SAME_COLUMN = 0.3  # pieces overlapping sideways by this share of the narrower are one digit
+ROW_WIDTH = 0.9  # several digits side by side are at least this many times wider than tall
+WIDE_ROW = 2.0  # ink this many times wider than tall is several digits, touching or not
+
+
+@dataclass(frozen=True)
+class MnistDigit:
+    """A picture brought to MNIST form, and how many digits it seemed to hold side by side."""
+
+    mnist: np.ndarray  # 28x28 float32 in [0, 1], white ink on black, MNIST-placed
+    side_by_side: int = 1  # 2 or more: a number (several digits), not one digit
+    aspect: float = 1.0  # the ink's width over its height: wide ink may be digits that touch
 
 
 def mnistify(image: Image.Image) -> np.ndarray:
     """Any picture of one digit -> 28x28 float32 in [0, 1], white ink on black, MNIST-placed."""
-    crop = select_digit(ink_map(to_luminance(image)))
-    return place_by_mass(fit_box(normalize_stroke(crop)))
+    return mnist_digit(image).mnist
+
+
+def mnist_digit(image: Image.Image) -> MnistDigit:
+    """:func:`mnistify`, also counting the digit-sized pieces of ink side by side."""
+    selection = select_digit(ink_map(to_luminance(image)))
+    mnist = place_by_mass(fit_box(normalize_stroke(selection.crop)))
+    height, width = selection.crop.shape
+    return MnistDigit(mnist, selection.side_by_side, width / height)
 
 
 def to_luminance(image: Image.Image) -> np.ndarray:
@@ -128,7 +149,7 @@ def fit_paper(gray: np.ndarray) -> Paper:
        robust spread.
     """
     small = _shrunk(gray, ANALYSIS_SIZE)
-    threshold = _otsu(small)
+    threshold = otsu_threshold(small)
     dark = small < threshold
     border = np.concatenate([dark[0], dark[-1], dark[:, 0], dark[:, -1]])
     dark_share = 0.5 * dark.mean() + 0.5 * border.mean()
@@ -215,12 +236,19 @@ def _grown(level: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.asarray(image.resize(shape[::-1], Image.Resampling.BILINEAR), dtype=np.float32)
 
 
-def _otsu(values: np.ndarray) -> float:
-    """The brightness that best splits ``values`` into two classes (Otsu's method)."""
-    low, high = float(values.min()), float(values.max())
-    if high - low < 1e-6:
-        return high + 1e-6
-    counts, edges = np.histogram(values, bins=128, range=(low, high))
+def otsu_threshold(values: np.ndarray) -> float:
+    """The brightness that best splits ``values`` into two classes (Otsu's method): floats in
+    128 bins over their range, or 8-bit levels counted one by one (faster)."""
+    if values.dtype == np.uint8:
+        counts = np.bincount(values.ravel(), minlength=256)
+        if np.count_nonzero(counts) < 2:
+            return float(values.max()) + 1e-6
+        edges = np.arange(257, dtype=np.float64)
+    else:
+        low, high = float(values.min()), float(values.max())
+        if high - low < 1e-6:
+            return high + 1e-6
+        counts, edges = np.histogram(values, bins=128, range=(low, high))
     centres = (edges[:-1] + edges[1:]) / 2
     weight = np.cumsum(counts)
     total = weight[-1]
@@ -322,7 +350,13 @@ class _Component:
         return False
 
 
-def select_digit(ink: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class Selection:
+    crop: np.ndarray  # the ink of the digit, cropped to its box
+    side_by_side: int  # digit-sized pieces of ink in a row (1 for one digit)
+
+
+def select_digit(ink: np.ndarray) -> Selection:
     """The ink of the digit alone, cropped to its bounding box (frames and specks removed)."""
     labels, count = ndimage.label(ink > 0, structure=EIGHT_NEIGHBOURS)
     boxes = ndimage.find_objects(labels)
@@ -368,7 +402,38 @@ def select_digit(ink: np.ndarray) -> np.ndarray:
         kept = np.zeros(count + 1, dtype=bool)
         kept[[c.label for c in parts]] = True
         keep = kept[window]
-    return np.where(keep, ink[top:bottom, left:right], 0.0).astype(np.float32)
+    crop = np.where(keep, ink[top:bottom, left:right], 0.0).astype(np.float32)
+    return Selection(crop, pieces_side_by_side(parts, bottom - top, right - left))
+
+
+def pieces_side_by_side(parts: list[_Component], height: int, width: int) -> int:
+    """How many digit-sized pieces of the kept ink stand in a row: 1 for one digit.
+
+    A piece is digit-sized when it spans at least ``TALL_PIECE`` of the ink's height and
+    holds ``HEAVY_PIECE`` of the heaviest one's ink (a 5's flag, a serif or a speck does not);
+    pieces overlapping sideways by ``SAME_COLUMN`` of the narrower one are one (a broken 4).
+    Several pieces count only when the ink is at least ``ROW_WIDTH`` times as wide as tall: a
+    0 drawn as two arcs is narrower than two digits. Ink ``WIDE_ROW`` times as wide as tall
+    is taken for at least two digits even in one piece: digits that touch.
+    """
+    if width < ROW_WIDTH * height:
+        return 1
+    biggest = max(c.mass for c in parts)
+    spans = sorted(
+        (c.box[1].start, c.box[1].stop)
+        for c in parts
+        if c.box[0].stop - c.box[0].start >= TALL_PIECE * height and c.mass >= HEAVY_PIECE * biggest
+    )
+    if not spans:
+        return 1
+    count, (group_start, group_stop) = 1, spans[0]
+    for start, stop in spans[1:]:
+        narrower = min(stop - start, group_stop - group_start)
+        if group_stop - start < SAME_COLUMN * narrower:
+            count, group_start, group_stop = count + 1, start, stop
+        else:
+            group_stop = max(group_stop, stop)
+    return max(count, 2) if width >= WIDE_ROW * height else count
 
 
 def stroke_width(ink: np.ndarray) -> float:

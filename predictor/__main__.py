@@ -1,5 +1,7 @@
 """``mnist-predict`` / ``python -m predictor``: predict the digit in image files, here or remotely.
 
+With ``--read`` it reads the whole number in each picture instead (``POST /read``).
+
 The reference's "test my own image" step as a command: files, folders and globs in; one row
 per file out (a table or JSON lines), a summary on stderr, and optionally the reference's
 figure. Exit status: 0 all predicted, 1 some file failed, 2 usage error, 3 no model or
@@ -17,7 +19,7 @@ from collections.abc import Iterator
 from tqdm import tqdm
 
 from predictor import figure, report
-from predictor.engines import Answer, Engine, EngineError, RemoteEngine
+from predictor.engines import Answer, Engine, EngineError, Prediction, RemoteEngine
 from predictor.inputs import Entry, expand
 
 DEFAULT_MODEL = os.path.join("models", "mnist_cnn.pth")
@@ -33,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
         "a running service.",
         epilog="examples:\n  mnist-predict digit.png scans/ 'photos/*.jpg'\n"
         "  mnist-predict --url http://localhost:8000 --json scans/ > labels.jsonl\n"
-        "  mnist-predict --top-k 3 --figure out.png digit.png\n\n"
+        "  mnist-predict --top-k 3 --figure out.png digit.png\n"
+        "  mnist-predict --read meter.jpg   (a whole number: 4096)\n\n"
         "exit status: 0 all predicted, 1 some file failed, 2 usage error, "
         "3 no model or service",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -56,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         metavar="N",
         help="also show the N-1 runners-up (1-10, default 1)",
+    )
+    parser.add_argument(
+        "--read",
+        action="store_true",
+        help="read the whole number in each picture (several digits), as POST /read does",
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument(
@@ -100,6 +108,8 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error("--batch-size and --figure-limit must be at least 1")
     if args.timeout <= 0:
         parser.error("--timeout must be positive")
+    if args.read and (args.figure is not None or args.show or args.top_k != 1):
+        parser.error("--figure, --show and --top-k are for single digits, not with --read")
     if args.url is not None:
         if not args.url.startswith(("http://", "https://")):
             parser.error(f"--url must start with http:// or https:// (got {args.url!r})")
@@ -133,11 +143,12 @@ def chunks(entries: list[Entry], size: int) -> Iterator[list[Entry]]:
 Row = tuple[Entry, Answer, bytes]  # the entry, its answer, the file's bytes (empty if unread)
 
 
-def run_chunk(engine: Engine, chunk: list[Entry], with_images: bool) -> list[Row]:
-    """Read the chunk's files, predict the readable ones in one go; rows in input order."""
+def run_chunk(engine: Engine, chunk: list[Entry], with_images: bool, numbers: bool) -> list[Row]:
+    """Read the chunk's files, predict the readable ones in one go (or read the number in
+    each, with ``numbers``); rows in input order."""
     read = [(entry, entry.error or read_file(entry.path)) for entry in chunk]
     good = [(os.path.basename(entry.path), data) for entry, data in read if isinstance(data, bytes)]
-    answers = iter(engine.predict(good, with_images))
+    answers = iter(engine.read(good) if numbers else engine.predict(good, with_images))
     return [
         (entry, next(answers), data) if isinstance(data, bytes) else (entry, data, b"")
         for entry, data in read
@@ -186,14 +197,15 @@ def predict_all(engine: Engine, entries: list[Entry], args: argparse.Namespace) 
         progress = len(entries) >= PROGRESS_MIN_FILES and sys.stderr.isatty()
     with tqdm(total=len(entries), unit="file", file=sys.stderr, disable=not progress) as bar:
         for chunk in chunks(entries, args.batch_size):
-            for entry, answer, data in run_chunk(engine, chunk, want_figure):
+            for entry, answer, data in run_chunk(engine, chunk, want_figure, args.read):
                 summary.add(entry.path, answer)
                 if args.json:
                     line = report.json_row(entry.path, answer, args.top_k)
                 else:
                     line = report.table_row(entry.path, answer, args.top_k, width)
                 bar.write(line, file=sys.stdout)
-                if want_figure and not isinstance(answer, str) and len(cells) < args.figure_limit:
+                drawn = want_figure and isinstance(answer, Prediction)
+                if drawn and len(cells) < args.figure_limit:
                     cells.append(figure.cell(entry.path, data, answer))
             bar.update(len(chunk))
     for line in summary.lines(engine.description, time.perf_counter() - started):

@@ -1,7 +1,8 @@
 """Where the predictions come from: the engine interface, and a running service over HTTP.
 
-An engine takes a chunk of ``(name, bytes)`` and gives, per item, a :class:`Prediction` or
-the reason it failed. :class:`RemoteEngine` sends the chunk as one ``POST /predict/batch``;
+An engine takes a chunk of ``(name, bytes)`` and gives, per item, a :class:`Prediction` (or,
+reading numbers, a :class:`Reading`) or the reason it failed. :class:`RemoteEngine` sends the
+chunk as one ``POST /predict/batch`` (each picture to ``POST /read``);
 the service runs the shared pipeline, as :class:`predictor.local.LocalEngine` does here, so
 the answers agree. This module does not import torch, so ``--url`` starts quickly.
 """
@@ -26,9 +27,19 @@ class Prediction:
     probabilities: list[float]
     model_view: np.ndarray | None = None  # the 28x28 [0, 1] image the model saw, when asked
     is_digit: bool = True  # false: the picture does not look like one digit
+    detail: str | None = None  # why not, when it is not the confidence (several digits)
 
 
-Answer = Prediction | str  # a prediction, or why there is none
+@dataclass
+class Reading:
+    """A number read from one picture (``--read``): the digits left to right, each a dict with
+    ``digit``, ``confidence``, ``is_digit`` and ``box`` as ``POST /read`` answers them."""
+
+    number: str
+    digits: list[dict]
+
+
+Answer = Prediction | Reading | str  # a prediction or a reading, or why there is none
 
 
 class EngineError(RuntimeError):
@@ -39,6 +50,8 @@ class Engine(Protocol):
     description: str  # which model, where: for the summary
 
     def predict(self, items: list[tuple[str, bytes]], with_images: bool) -> list[Answer]: ...
+
+    def read(self, items: list[tuple[str, bytes]]) -> list[Answer]: ...
 
     def close(self) -> None: ...
 
@@ -97,6 +110,22 @@ class RemoteEngine:
         except (ValueError, KeyError, TypeError, OSError) as exc:
             return [f"unexpected answer from the service: {exc!r}"] * len(items)
 
+    def read(self, items: list[tuple[str, bytes]]) -> list[Answer]:
+        """One ``POST /read`` per picture (a reading is not batched)."""
+        return [self._read_one(name, data) for name, data in items]
+
+    def _read_one(self, name: str, data: bytes) -> Answer:
+        try:
+            response = self.client.post("/read", files={"file": (name, data, _content_type(name))})
+        except httpx.HTTPError as exc:
+            return f"service request failed: {type(exc).__name__}: {exc}"
+        if response.status_code != 200:
+            return f"service answered {response.status_code}: {_detail(response)}"
+        try:
+            return reading_from(response.json())
+        except (ValueError, KeyError, TypeError) as exc:
+            return f"unexpected answer from the service: {exc!r}"
+
     def close(self) -> None:
         self.client.close()
 
@@ -114,7 +143,14 @@ def prediction_from(answer: dict) -> Prediction:
         [float(p) for p in answer["probabilities"]],
         view,
         bool(answer.get("is_digit", True)),
+        answer.get("detail"),
     )
+
+
+def reading_from(answer: dict) -> Reading:
+    """The service's ``/read`` JSON as a :class:`Reading`; both engines read it."""
+    keys = ("digit", "confidence", "is_digit", "box")
+    return Reading(str(answer["number"]), [{k: d[k] for k in keys} for d in answer["digits"]])
 
 
 def _answer(result: dict) -> Answer:

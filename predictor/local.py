@@ -10,8 +10,14 @@ import os
 
 from digitcore.checkpoint import CheckpointError, file_sha256
 from digitcore.model import resolve_device
-from predictor.engines import Answer, EngineError, describe_model, prediction_from
-from service.pipeline import DigitModel, InputRejected, Upload
+from predictor.engines import (
+    Answer,
+    EngineError,
+    describe_model,
+    prediction_from,
+    reading_from,
+)
+from service.pipeline import DigitModel, InputRejected, NumberUpload, Upload
 
 
 class LocalEngine:
@@ -37,6 +43,15 @@ class LocalEngine:
             outcome.detail
             if isinstance(outcome, InputRejected)
             else prediction_from(outcome.model_dump())
+            for outcome in outcomes
+        ]
+
+    def read(self, items: list[tuple[str, bytes]]) -> list[Answer]:
+        outcomes = self.pipeline([NumberUpload(data) for _, data in items])
+        return [
+            outcome.detail
+            if isinstance(outcome, InputRejected)
+            else reading_from(outcome.model_dump())
             for outcome in outcomes
         ]
 

@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 
-from predictor.engines import Answer, Prediction
+from predictor.engines import Answer, Prediction, Reading
 
 MAX_PATH_WIDTH = 60
 MAX_LISTED_FAILURES = 20
@@ -25,9 +25,16 @@ def table_row(path: str, answer: Answer, k: int, width: int) -> str:
     label = path.ljust(min(width, MAX_PATH_WIDTH))
     if isinstance(answer, str):
         return f"{label}  error: {answer}"
+    if isinstance(answer, Reading):
+        return f"{label}  {answer.number}  " + ", ".join(
+            f"{d['digit']} {d['confidence']:.2%}" + ("" if d["is_digit"] else " (not a digit?)")
+            for d in answer.digits
+        )
     row = f"{label}  {answer.digit}  {answer.confidence:7.2%}"
     if not answer.is_digit:
         row += "  (does not look like a digit)"
+    if answer.detail:
+        row += "  several signs side by side: a number? try --read"
     runners = top_k(answer, k)[1:]
     if runners:
         row += "  runners-up: " + ", ".join(f"{d} {p:.2%}" for d, p in runners)
@@ -44,6 +51,8 @@ def json_row(path: str, answer: Answer, k: int) -> str:
             "is_digit": None,
             "error": answer,
         }
+    elif isinstance(answer, Reading):
+        record = {"path": path, "number": answer.number, "digits": answer.digits, "error": None}
     else:
         record = {
             "path": path,
@@ -51,6 +60,7 @@ def json_row(path: str, answer: Answer, k: int) -> str:
             "confidence": answer.confidence,
             "is_digit": answer.is_digit,
             "probabilities": answer.probabilities,
+            "detail": answer.detail,
             "error": None,
         }
         if k > 1:
@@ -64,16 +74,17 @@ class Summary:
 
     digits: Counter = field(default_factory=Counter)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    predicted: int = 0  # files answered
 
     def add(self, path: str, answer: Answer) -> None:
         if isinstance(answer, str):
             self.failures.append((path, answer))
+            return
+        self.predicted += 1
+        if isinstance(answer, Reading):
+            self.digits.update(d["digit"] for d in answer.digits)
         else:
             self.digits[answer.digit] += 1
-
-    @property
-    def predicted(self) -> int:
-        return sum(self.digits.values())
 
     def lines(self, source: str, seconds: float) -> list[str]:
         total = self.predicted + len(self.failures)

@@ -30,7 +30,7 @@ from service.live import LiveModel, ModelUnusable
 from service.logs import RequestId
 from service.metrics import HttpMetrics, Metrics
 from service.middleware import BodyLimit, QuietStartupFailure, StartupError
-from service.routes import admin, health, metrics, model, page, predict, v2
+from service.routes import admin, health, metrics, model, page, predict, read, v2
 from service.security import ApiKey
 
 log = logging.getLogger("service")
@@ -140,7 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(open_router)
     # The key check is attached only when keys are configured: an open API pays nothing for it.
     keyed = bool(settings.api_keys.get_secret_value().strip() or settings.api_keys_file)
-    for api in (predict, model, v2):
+    for api in (predict, read, model, v2):
         app.include_router(api.router, dependencies=[ApiKey] if keyed else [])
     if settings.admin_api_key is not None and settings.admin_api_key.get_secret_value():
         app.include_router(admin.router)

@@ -25,6 +25,7 @@ from prometheus_client import (
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.pipeline import InputRejected, Outcome
+from service.schemas import NumberDigit, NumberReading, Prediction
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 CONFIDENCE_BUCKETS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.0)
@@ -66,6 +67,11 @@ class Metrics:
         self.not_digits = Counter(
             "not_a_digit_total",
             "Predictions answered with is_digit false (the picture did not look like a digit).",
+            registry=registry,
+        )
+        self.numbers = Counter(
+            "numbers_read_total",
+            "Pictures of numbers read by /read (their digits count in predictions_total).",
             registry=registry,
         )
         self.confidence = Histogram(
@@ -118,11 +124,18 @@ class Metrics:
         for outcome in outcomes:
             if isinstance(outcome, InputRejected):
                 self.rejections.labels(str(outcome.status)).inc()
+            elif isinstance(outcome, NumberReading):
+                self.numbers.inc()
+                for digit in outcome.digits:
+                    self._answered(digit)
             else:
-                self.predictions.labels(str(outcome.digit)).inc()
-                self.confidence.observe(outcome.confidence)
-                if not outcome.is_digit:
-                    self.not_digits.inc()
+                self._answered(outcome)
+
+    def _answered(self, answer: Prediction | NumberDigit) -> None:
+        self.predictions.labels(str(answer.digit)).inc()
+        self.confidence.observe(answer.confidence)
+        if not answer.is_digit:
+            self.not_digits.inc()
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format; every worker's, in multiprocess mode."""

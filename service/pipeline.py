@@ -32,11 +32,21 @@ from digitcore.errors import (
     ImageInputError,
     ImageTooLargeError,
     NoDigitFoundError,
+    TooManyDigitsError,
     UnsupportedImageError,
 )
 from digitcore.model import Digit, predict_probabilities
-from digitcore.preprocess import DEFAULT_MAX_PIXELS, preprocess, preview_png
-from service.schemas import Prediction
+from digitcore.preprocess import (
+    DEFAULT_MAX_PIXELS,
+    Prepared,
+    decode_image,
+    preprocess,
+    preview_png,
+    to_tensor,
+    upright_size,
+)
+from digitcore.segment import read_digits
+from service.schemas import NumberDigit, NumberReading, Prediction
 
 log = logging.getLogger("service")
 
@@ -45,7 +55,10 @@ STATUS_BY_ERROR: tuple[tuple[type[ImageInputError], int], ...] = (
     (CorruptImageError, 400),
     (ImageTooLargeError, 413),
     (NoDigitFoundError, 422),
+    (TooManyDigitsError, 422),
 )
+MAX_NUMBER_DIGITS = 12  # the longest number /read reads
+WIDE_DOUBT = 1.2  # ink this wide for its height, read without confidence: digits that touch
 
 
 class InputRejected(Exception):
@@ -94,9 +107,16 @@ class Normalized:
     include_image: ClassVar[bool] = False
 
 
-Item = Upload | Normalized
-Outcome = Prediction | InputRejected
-Prepared = tuple[torch.Tensor, np.ndarray | None]  # normalized 1x28x28, the 28x28 [0, 1] image
+@dataclass(frozen=True)
+class NumberUpload:
+    """An uploaded picture of a whole number, to be read digit by digit (``POST /read``)."""
+
+    data: bytes
+    include_image: ClassVar[bool] = False
+
+
+Item = Upload | Normalized | NumberUpload
+Outcome = Prediction | NumberReading | InputRejected
 
 
 class ServingDigit(nn.Module):
@@ -149,13 +169,13 @@ class DigitModel:
         model, checkpoint = load_model(path, device)
         return cls(model, max_pixels, checkpoint, os.fspath(path))
 
-    def preprocess(self, uploads: Sequence[Item]) -> list[Prepared | InputRejected]:
-        """Each upload -> (normalized 1x28x28 tensor, the 28x28 image), or its rejection;
-        a :class:`Normalized` tensor passes through as it is (with no image)."""
+    def preprocess(self, uploads: Sequence[Upload | Normalized]) -> list[Prepared | InputRejected]:
+        """Each upload -> its :class:`~digitcore.preprocess.Prepared` tensor and image, or its
+        rejection; a :class:`Normalized` tensor passes through as it is (with no image)."""
         files = [upload.data for upload in uploads if isinstance(upload, Upload)]
         results = iter(preprocess(files, self.max_pixels))
         return [
-            (upload.tensor, None)
+            Prepared(upload.tensor, None)
             if isinstance(upload, Normalized)
             else (rejection(r) if isinstance(r := next(results), Exception) else r)
             for upload in uploads
@@ -166,32 +186,98 @@ class DigitModel:
         (CPU), with the checkpoint's temperature."""
         return predict_probabilities(self.serving_model, images, self.temperature)
 
-    def postprocess(self, probabilities: list[float], view: np.ndarray | None) -> Prediction:
+    def postprocess(
+        self,
+        probabilities: list[float],
+        view: np.ndarray | None,
+        side_by_side: int = 1,
+        aspect: float = 1.0,
+    ) -> Prediction:
         """One row of probabilities -> the answer; ``view`` becomes ``input_image`` when given.
 
-        The answer is "not a digit" when its confidence is below the checkpoint's threshold.
+        The answer is "not a digit" when its confidence is below the checkpoint's threshold,
+        or when the picture holds several signs side by side: separate pieces in a row, or
+        ink too wide for one digit that the model is not sure of (digits that touch). Then its
+        detail points to /read.
         """
         digit = max(range(len(probabilities)), key=probabilities.__getitem__)
         image = base64.b64encode(preview_png(view)).decode("ascii") if view is not None else None
         confidence = probabilities[digit]
+        sure = self.is_digit(confidence)
+        several = side_by_side > 1 or (not sure and aspect >= WIDE_DOUBT)
         return Prediction.model_construct(
             digit=digit,
             confidence=confidence,
-            is_digit=self.digit_threshold is None or confidence >= self.digit_threshold,
+            is_digit=sure and not several,
             probabilities=probabilities,
             input_image=image,
+            detail="the picture holds several signs side by side, not one digit: "
+            "if it is a number, POST it to /read to read it"
+            if several
+            else None,
         )
 
+    def is_digit(self, confidence: float) -> bool:
+        """Whether an answer this confident is a digit (no threshold: always)."""
+        return self.digit_threshold is None or confidence >= self.digit_threshold
+
+    def score(self, forms: list[np.ndarray]) -> np.ndarray:
+        """Calibrated probabilities (N x 10) of 28x28 [0, 1] MNIST-form arrays: what the
+        number reader asks while it chooses where one digit ends and the next begins."""
+        return self.predict(torch.stack([to_tensor(form) for form in forms])).numpy()
+
+    def read(self, upload: NumberUpload) -> NumberReading | InputRejected:
+        """The number in a picture: its digits left to right, boxes in the upload's pixels."""
+        try:
+            image = decode_image(upload.data, self.max_pixels, gray=True)
+            found = read_digits(image, self.score, MAX_NUMBER_DIGITS)
+        except Exception as exc:
+            return rejection(exc)
+        width, height = upright_size(upload.data)
+        scale_x, scale_y = width / image.width, height / image.height
+        rows = self.score([digit.mnist for digit in found]).tolist()
+        digits = []
+        for digit, probabilities in zip(found, rows, strict=True):
+            x0, y0, x1, y1 = digit.box
+            best = max(range(len(probabilities)), key=probabilities.__getitem__)
+            digits.append(
+                NumberDigit.model_construct(
+                    digit=best,
+                    confidence=probabilities[best],
+                    is_digit=self.is_digit(probabilities[best]),
+                    box=[
+                        int(x0 * scale_x),
+                        int(y0 * scale_y),
+                        min(width, round(x1 * scale_x)),
+                        min(height, round(y1 * scale_y)),
+                    ],
+                )
+            )
+        number = "".join(str(digit.digit) for digit in digits)
+        return NumberReading.model_construct(number=number, digits=digits)
+
     def __call__(self, uploads: Sequence[Item]) -> list[Outcome]:
-        """Preprocess every upload, predict the good ones in one pass, answer each in order."""
+        """Answer each upload in order: pictures of numbers are read one by one, the single
+        digits preprocessed and predicted together in one forward pass."""
+        reads = {i: self.read(u) for i, u in enumerate(uploads) if isinstance(u, NumberUpload)}
+        singles = [upload for i, upload in enumerate(uploads) if i not in reads]
+        predicted = iter(self._predicted(singles))
+        return [reads[i] if i in reads else next(predicted) for i in range(len(uploads))]
+
+    def _predicted(self, uploads: Sequence[Upload | Normalized]) -> list[Outcome]:
         prepared = self.preprocess(uploads)
         good = [item for item in prepared if not isinstance(item, InputRejected)]
-        rows = self.predict(torch.stack([t for t, _ in good])).tolist() if good else []
+        rows = self.predict(torch.stack([item.tensor for item in good])).tolist() if good else []
         answers = iter(rows)
         return [
             item
             if isinstance(item, InputRejected)
-            else self.postprocess(next(answers), item[1] if upload.include_image else None)
+            else self.postprocess(
+                next(answers),
+                item.mnist if upload.include_image else None,
+                item.side_by_side,
+                item.aspect,
+            )
             for upload, item in zip(uploads, prepared, strict=True)
         ]
 

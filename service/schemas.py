@@ -19,6 +19,7 @@ class Prediction(BaseModel):
                     "is_digit": True,
                     "probabilities": _PROBABILITIES,
                     "input_image": None,
+                    "detail": None,
                 }
             ]
         }
@@ -44,6 +45,51 @@ class Prediction(BaseModel):
         None,
         description="with ?include_image=true: the 28x28 image the model saw, as base64 PNG "
         "(white ink on black, like MNIST); null otherwise",
+    )
+    detail: str | None = Field(
+        None,
+        description="why `is_digit` is false when the reason is not the confidence: a picture "
+        "of several digits side by side, which `POST /read` reads as a number",
+    )
+
+
+class NumberDigit(BaseModel):
+    digit: int = Field(ge=0, le=9, description="the digit read")
+    confidence: float = Field(ge=0, le=1, description="calibrated probability of `digit`")
+    is_digit: bool = Field(
+        description="false when this part of the picture does not look like a digit"
+    )
+    box: list[int] = Field(
+        min_length=4,
+        max_length=4,
+        description="where the digit is: [x0, y0, x1, y1] in the uploaded image's pixels "
+        "(after its EXIF orientation), x1 and y1 exclusive",
+    )
+
+
+class NumberReading(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "number": "4096",
+                    "digits": [
+                        {"digit": d, "confidence": c, "is_digit": True, "box": box}
+                        for d, c, box in (
+                            (4, 0.998, [12, 30, 58, 101]),
+                            (0, 0.995, [66, 28, 118, 99]),
+                            (9, 0.991, [127, 25, 170, 97]),
+                            (6, 0.996, [181, 27, 229, 98]),
+                        )
+                    ],
+                }
+            ]
+        }
+    )
+
+    number: str = Field(description="the digits read, left to right", examples=["4096"])
+    digits: list[NumberDigit] = Field(
+        min_length=1, max_length=12, description="each digit, left to right"
     )
 
 

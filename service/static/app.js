@@ -1,5 +1,7 @@
 // The page's behaviour: a drawing pad (pointer events), uploads (picker and drag and drop),
 // and the POST /predict call whose answer is shown as a digit, ten bars and the 28x28 input.
+// In "a whole number" mode the input goes to POST /read instead: the number is shown, and each
+// digit's box is drawn over the pad with its digit and confidence.
 // When the service has API keys it answers 401: the page asks for a key and keeps it for the
 // browser session (sessionStorage), sending it as `Authorization: Bearer <key>`.
 "use strict";
@@ -18,6 +20,8 @@ const strokes = []; // finished strokes, each a list of [x, y] in 0..1 of the pa
 let current = null; // the stroke under the pointer
 let activePointer = null;
 let upload = null; // the uploaded file's name; its picture, once decoded, lies under the strokes
+let uploadFile = null; // and the file itself, sent again when the mode changes
+let mode = "digit"; // or "number": which question the service is asked
 let base = null;
 let version = 0; // bumped on every change of the input; answers for older ones are dropped
 let timer = 0;
@@ -140,6 +144,13 @@ function inputChanged() {
   $("clear").disabled = isEmpty();
   if (inFlight) inFlight.abort();
   inFlight = null;
+  clearBoxes();
+}
+
+function ask() {
+  // Ask about the current input: the uploaded file itself while nothing is drawn over it.
+  if (uploadFile && strokes.length === 0) predict(Promise.resolve(uploadFile), upload, version);
+  else schedulePrediction();
 }
 
 function schedulePrediction() {
@@ -150,7 +161,7 @@ function schedulePrediction() {
   }
   const v = version;
   timer = setTimeout(() => {
-    predict(new Promise((resolve) => pad.toBlob(resolve, "image/png")), "drawing.png", v);
+    predict(new Promise((resolve) => pad.toBlob(resolve, "image/png")), "drawing.png", v, true);
   }, DEBOUNCE_MS);
 }
 
@@ -175,6 +186,7 @@ function clearAll() {
 
 function clearSource() {
   upload = null;
+  uploadFile = null;
   base = null;
   $("source").hidden = true;
   $("source").textContent = "";
@@ -198,6 +210,7 @@ function useFile(file) {
   strokes.length = 0;
   current = null;
   upload = file.name || "upload";
+  uploadFile = file;
   base = null;
   $("source").textContent = `Showing your file: ${upload}. Drawing adds to it.`;
   $("source").hidden = false;
@@ -212,6 +225,17 @@ function useFile(file) {
   }, () => {});
   predict(Promise.resolve(file), upload, v);
 }
+
+document.querySelectorAll('input[name="mode"]').forEach((radio) => {
+  radio.addEventListener("change", () => {
+    if (!radio.checked) return;
+    mode = radio.value;
+    resultPanel.dataset.mode = mode;
+    inputChanged();
+    if (isEmpty()) showIdle();
+    else ask();
+  });
+});
 
 $("file").addEventListener("change", (event) => {
   const file = event.target.files[0];
@@ -263,7 +287,8 @@ $("key-form").addEventListener("submit", (event) => {
   showModel();
 });
 
-async function predict(blobPromise, filename, v) {
+async function predict(blobPromise, filename, v, fromPad = false) {
+  const reading = mode === "number";
   const controller = new AbortController();
   inFlight = controller;
   showPending(v);
@@ -274,7 +299,7 @@ async function predict(blobPromise, filename, v) {
   let response;
   let body = null;
   try {
-    response = await fetch("predict?include_image=true", {
+    response = await fetch(reading ? "read" : "predict?include_image=true", {
       method: "POST", body: form, signal: controller.signal, headers: authHeaders(),
     });
     body = await response.json().catch(() => null);
@@ -291,11 +316,12 @@ async function predict(blobPromise, filename, v) {
     showError(v, "This service needs an API key: enter one below.");
     askForKey(
       had ? "That API key was not accepted; enter another." : "This service needs an API key.",
-      () => predict(blobPromise, filename, v),
+      () => predict(blobPromise, filename, v, fromPad),
     );
     return;
   }
-  if (response.ok && body && Array.isArray(body.probabilities)) showAnswer(v, body);
+  if (reading && response.ok && body && Array.isArray(body.digits)) showNumber(v, body, fromPad);
+  else if (!reading && response.ok && body && Array.isArray(body.probabilities)) showAnswer(v, body);
   else if (response.ok) showError(v, "The service answered with something unexpected.");
   else showError(v, describeError(response.status, body));
 }
@@ -317,6 +343,7 @@ function describeError(status, body) {
     413: "The file is too large",
     415: "That file is not an image the service can read",
     422: "No digit could be read",
+    // (a /read of more than twelve digits is a 422 too, with its own detail)
     503: "The model is still loading; try again in a moment",
   };
   let heading = headings[status];
@@ -373,7 +400,11 @@ function setState(state, v) {
 
 function showIdle() {
   setState("idle", version);
-  $("status").textContent = "Draw a digit or upload an image.";
+  clearBoxes();
+  $("number-digits").hidden = true;
+  $("status").textContent = mode === "number"
+    ? "Draw a number or upload a picture of one."
+    : "Draw a digit or upload an image.";
   $("quick").textContent = "";
   $("error").hidden = true;
   $("answer").hidden = true;
@@ -393,6 +424,7 @@ function showError(v, message) {
   $("error").textContent = message;
   $("error").hidden = false;
   $("answer").hidden = true;
+  $("number-digits").hidden = true;
   renderBars(null);
 }
 
@@ -407,6 +439,12 @@ function showAnswer(v, body) {
     $("confidence").textContent = `${percent(body.confidence)} sure`;
     $("status").textContent = `It looks like a ${body.digit} (${percent(body.confidence)} sure).`;
     $("quick").textContent = `→ ${body.digit} (${percent(body.confidence)})`;
+  } else if (body.detail) {
+    $("digit").textContent = "?";
+    $("confidence").textContent = "several signs side by side";
+    $("status").textContent = "This does not look like a digit but like several side by side. "
+      + "If it is a number, choose “a whole number” above to read it.";
+    $("quick").textContent = "→ several signs";
   } else {
     $("digit").textContent = "?";
     $("confidence").textContent = `closest: ${body.digit}, only ${percent(body.confidence)} sure`;
@@ -414,11 +452,73 @@ function showAnswer(v, body) {
       "This does not look like a digit. Draw or upload one handwritten digit.";
     $("quick").textContent = "→ not a digit";
   }
+  $("number-digits").hidden = true;
   const seen = $("seen");
   if (body.input_image) seen.src = `data:image/png;base64,${body.input_image}`;
   seen.parentElement.hidden = !body.input_image;
   $("answer").hidden = false;
   renderBars(body.probabilities);
+}
+
+function showNumber(v, body, fromPad) {
+  setState("done", v);
+  resultPanel.dataset.digit = body.number;
+  resultPanel.dataset.number = body.number;
+  resultPanel.classList.remove("not-digit");
+  $("error").hidden = true;
+  const least = Math.min(...body.digits.map((d) => d.confidence));
+  const doubtful = body.digits.filter((d) => !d.is_digit).length;
+  $("digit").textContent = body.number;
+  $("confidence").textContent = `least sure digit: ${percent(least)}`;
+  const count = `${body.digits.length} digit${body.digits.length === 1 ? "" : "s"}`;
+  $("status").textContent = `It reads ${body.number} (${count}${
+    doubtful ? `, ${doubtful} of them not clearly a digit` : ""}).`;
+  $("quick").textContent = `→ ${body.number}`;
+  $("seen").parentElement.hidden = true;
+  $("answer").hidden = false;
+  $("number-digits").replaceChildren(...body.digits.map((d) => {
+    const item = document.createElement("li");
+    item.dataset.digit = String(d.digit);
+    item.textContent = `${d.digit}: ${percent(d.confidence)} sure${d.is_digit ? "" : " (not clearly a digit)"}`;
+    return item;
+  }));
+  $("number-digits").hidden = false;
+  renderBars(null);
+  drawBoxes(body.digits, fromPad);
+}
+
+function clearBoxes() {
+  $("boxes").replaceChildren();
+}
+
+function drawBoxes(digits, fromPad) {
+  // Boxes are in the sent picture's pixels: the pad's own, or the upload's, which the pad
+  // shows scaled to fit and centred (drawBase).
+  const cssPerPad = pad.clientWidth / pad.width; // the canvas's drawing area, inside its border
+  let scale = 1;
+  let left = 0;
+  let top = 0;
+  if (!fromPad) {
+    if (!base) return; // the browser could not show the file: nothing to draw the boxes on
+    const s = side();
+    scale = Math.min(s / base.width, s / base.height);
+    left = (s - base.width * scale) / 2;
+    top = (s - base.height * scale) / 2;
+  }
+  $("boxes").replaceChildren(...digits.map((d) => {
+    const [x0, y0, x1, y1] = d.box;
+    const box = document.createElement("div");
+    box.className = d.is_digit ? "box" : "box doubtful";
+    box.style.left = `${pad.clientLeft + (left + x0 * scale) * cssPerPad}px`;
+    box.style.top = `${pad.clientTop + (top + y0 * scale) * cssPerPad}px`;
+    box.style.width = `${(x1 - x0) * scale * cssPerPad}px`;
+    box.style.height = `${(y1 - y0) * scale * cssPerPad}px`;
+    const label = document.createElement("span");
+    label.textContent = `${d.digit} ${Math.floor(d.confidence * 100)}%`; // compact: boxes are close
+    box.title = `${d.digit}: ${percent(d.confidence)} sure`;
+    box.append(label);
+    return box;
+  }));
 }
 
 let modelShown = false;

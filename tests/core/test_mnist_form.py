@@ -1,4 +1,4 @@
-"""The MNIST-form pass-through: MNIST's own digits reach the model as they are, nothing else."""
+"""The MNIST-form pass-through: 28x28 light-on-dark pictures reach the model as they are."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import torch
 from PIL import Image
 
 from digitcore.checkpoint import load_model
+from digitcore.errors import NoDigitFoundError
 from digitcore.mnistify import mnistify
 from digitcore.model import predict_probabilities
 from digitcore.preprocess import mnist_form, preprocess, to_tensor
 from tests.conftest import png_bytes
+from trainer.corruptions import CORRUPTIONS, corrupt
 
 
 def test_every_mnist_test_digit_passes_through_unchanged(mnist_test):
@@ -24,36 +26,67 @@ def test_every_mnist_test_digit_passes_through_unchanged(mnist_test):
         np.testing.assert_array_equal(passed, pixels.astype(np.float32) / 255)
 
 
-def near_misses(pixels: np.ndarray) -> dict[str, Image.Image]:
-    """The same digit, each time one step away from MNIST form."""
+def mnist_variants(pixels: np.ndarray) -> dict[str, Image.Image]:
+    """The same digit as other 28x28 light-on-dark pictures: what the network was trained on."""
     grey_floor = pixels.copy()
     grey_floor[grey_floor == 0] = 1
     big = np.zeros((28, 28), np.uint8)
     big[1:27, 1:27] = np.asarray(Image.fromarray(pixels[4:24, 4:24]).resize((26, 26)))
     return {
         "shifted 3 px": Image.fromarray(np.roll(pixels, 3, axis=1)),
-        "dark on light": Image.fromarray(255 - pixels),
         "background one grey level up": Image.fromarray(grey_floor),
         "box of 26 px": Image.fromarray(big),
-        "29 px wide": Image.fromarray(np.pad(pixels, ((0, 0), (0, 1)))),
         "RGB": Image.fromarray(pixels).convert("RGB"),
+        **{name: Image.fromarray(corrupt(pixels[None], name)[0]) for name in CORRUPTIONS},
+    }
+
+
+def test_other_light_on_dark_28x28_pictures_reach_the_network_as_they_are(mnist_test):
+    pixels = mnist_test[0][0].numpy()
+    for name, image in mnist_variants(pixels).items():
+        passed = mnist_form(image)
+        assert passed is not None, name
+        expected = np.asarray(image.convert("L"), dtype=np.float32) / 255
+        np.testing.assert_array_equal(passed, expected, err_msg=name)
+
+
+def not_mnist_form(pixels: np.ndarray) -> dict[str, Image.Image]:
+    """The same digit, each time in a form the network was not trained on."""
+    return {
+        "dark on light": Image.fromarray(255 - pixels),
+        "dark on light, noisy": Image.fromarray(255 - corrupt(pixels[None], "shot_noise")[0]),
+        "29 px wide": Image.fromarray(np.pad(pixels, ((0, 0), (0, 1)))),
         "with alpha": Image.fromarray(pixels).convert("LA"),
+        "palette": Image.fromarray(pixels).convert("P"),
     }
 
 
 def test_anything_else_goes_through_the_general_path(mnist_test):
     pixels = mnist_test[0][0].numpy()
-    for name, image in near_misses(pixels).items():
+    for name, image in not_mnist_form(pixels).items():
         assert mnist_form(image) is None, name
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
-        ((_, seen),) = preprocess([buffer.getvalue()])
+        seen = preprocess([buffer.getvalue()])[0].mnist
         np.testing.assert_array_equal(seen, mnistify(image), err_msg=name)
+
+
+def test_a_blank_28x28_picture_is_refused_not_passed_through():
+    for level in (0, 3, 255):
+        image = Image.fromarray(np.full((28, 28), level, np.uint8))
+        assert mnist_form(image) is None
+        (outcome,) = preprocess([png_bytes(np.asarray(image))])
+        assert isinstance(outcome, NoDigitFoundError)
+
+
+def test_every_inverted_mnist_digit_is_recognized_as_dark_on_light(mnist_test):
+    for pixels in mnist_test[0][:2000].numpy():
+        assert mnist_form(Image.fromarray(255 - pixels)) is None
 
 
 def test_preprocess_takes_the_pass_through_for_mnist_pngs(mnist_test):
     images = mnist_test[0][:50].numpy()
-    for pixels, (tensor, seen) in zip(
+    for pixels, (tensor, seen, *_) in zip(
         images, preprocess([png_bytes(p) for p in images]), strict=True
     ):
         np.testing.assert_array_equal(seen, pixels.astype(np.float32) / 255)

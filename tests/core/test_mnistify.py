@@ -38,7 +38,7 @@ def read(model, uploads: list[bytes]) -> list[int | None]:
     digits = iter([])
     if accepted:
         with torch.inference_mode():
-            digits = iter(model(torch.stack([t for t, _ in accepted])).argmax(1).tolist())
+            digits = iter(model(torch.stack([o.tensor for o in accepted])).argmax(1).tolist())
     return [None if isinstance(o, Exception) else next(digits) for o in outcomes]
 
 
@@ -128,7 +128,7 @@ def test_a_page_edge_or_frame_line_beside_the_digit_is_dropped(model, mnist_test
     cases = digit_inks(mnist_test, 10)
     plain = preprocess([sheet(framed(ink, "none"), i) for i, (ink, _) in enumerate(cases)])
     edged = preprocess([sheet(framed(ink, kind), i) for i, (ink, _) in enumerate(cases)])
-    for (_, without), (_, with_edge) in zip(plain, edged, strict=True):
+    for (_, without, *_), (_, with_edge, *_) in zip(plain, edged, strict=True):
         # the digit alone, where it was: the edge added no ink and did not move or shrink it
         assert ink_box(with_edge) == pytest.approx(ink_box(without), abs=1)
     digits = read(model, [sheet(framed(ink, kind), i) for i, (ink, _) in enumerate(cases)])

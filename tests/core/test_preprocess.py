@@ -158,14 +158,14 @@ def test_hairline_and_marker_strokes_come_out_near_mnist_width():
 
 
 def test_tensor_is_normalized_like_training():
-    ((tensor, mnist),) = preprocess([encode(digit_one())])
+    tensor, mnist, *_ = preprocess([encode(digit_one())])[0]
     assert tensor.shape == (1, 28, 28)
     assert torch.allclose(tensor, (torch.from_numpy(mnist) - MNIST_MEAN) / MNIST_STD)
     assert torch.equal(to_tensor(mnist), normalize(torch.from_numpy(mnist).unsqueeze(0)))
 
 
 def test_preview_png_is_the_28x28_input():
-    ((_, mnist),) = preprocess([encode(digit_one())])
+    mnist = preprocess([encode(digit_one())])[0].mnist
     preview = Image.open(io.BytesIO(preview_png(mnist)))
     assert preview.size == (28, 28)
     assert preview.mode == "L"

@@ -55,7 +55,8 @@ def test_answers_are_the_shared_pipelines(tmp_path, mnist_png_samples, small_che
     status, rows, _ = run_json(argv)
     assert status == 0
     model, _ = load_model(small_checkpoint, "cpu")
-    batch = torch.stack([tensor for tensor, _ in preprocess([p.read_bytes() for p in paths])])
+    prepared = preprocess([p.read_bytes() for p in paths])
+    batch = torch.stack([item.tensor for item in prepared])
     expected = predict_probabilities(model, batch)
     for path, probs in zip(paths, expected.tolist(), strict=True):
         row = rows[str(path)]

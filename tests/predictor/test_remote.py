@@ -68,7 +68,7 @@ def test_remote_model_view_is_the_pipelines(mnist_png_samples, small_checkpoint,
     local = LocalEngine(small_checkpoint, "cpu").predict(items, with_images=True)
     for (_, data), there, here in zip(items, answers, local, strict=True):
         assert isinstance(there, Prediction) and isinstance(here, Prediction)
-        ((_, expected),) = preprocess([data])
+        expected = preprocess([data])[0].mnist
         np.testing.assert_allclose(here.model_view, expected)
         np.testing.assert_allclose(there.model_view, expected, atol=1 / 255)
 

@@ -61,7 +61,9 @@ async def test_predict_returns_digit_confidence_and_probabilities(client, mnist_
         response = await client.post("/predict", files=upload(data))
         assert response.status_code == 200
         body = response.json()
-        assert set(body) == {"digit", "confidence", "is_digit", "probabilities", "input_image"}
+        keys = {"digit", "confidence", "is_digit", "probabilities", "input_image", "detail"}
+        assert set(body) == keys
+        assert body["detail"] is None
         assert body["input_image"] is None
         probabilities = body["probabilities"]
         assert len(probabilities) == 10 and sum(probabilities) == pytest.approx(1, abs=1e-4)

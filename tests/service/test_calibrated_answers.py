@@ -27,7 +27,7 @@ async def test_answers_are_softmax_of_logits_over_t_and_flag_low_confidence(
 ):
     model, _ = load_model(small_checkpoint)
     samples = [data for data, _ in mnist_png_samples[:30]]
-    tensors = torch.stack([tensor for tensor, _ in preprocess(samples)])
+    tensors = torch.stack([prepared.tensor for prepared in preprocess(samples)])
     with torch.no_grad():
         expected = torch.softmax(model(tensors) / TEMPERATURE, dim=1)
     threshold = float(expected.max(dim=1).values.median())  # half of them fall below it

@@ -20,6 +20,7 @@ from PIL import Image
 from playwright.sync_api import Page, sync_playwright
 
 from testkit.nondigits import nondigit_uploads
+from testkit.numbers import generate
 from testkit.servers import ROOT, serve
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -356,3 +357,42 @@ def test_with_api_keys_the_page_asks_for_one_and_keeps_it(
         finally:
             page.context.close()
     assert [p for p in problems if "401" not in p] == []
+
+
+def test_number_mode_reads_a_number_and_boxes_each_digit(desktop, service_url, mnist_test):
+    images, labels = (t.numpy() for t in mnist_test)
+    samples = generate("apart", images, labels, 20)
+    sample = next(
+        s
+        for s in samples
+        if 3 <= len(s.number) <= 5
+        and httpx.post(f"{service_url}/read", files={"file": ("n.png", s.data)}).json()["number"]
+        == s.number
+    )
+    desktop.set_input_files(
+        "#file", files=[{"name": "number.png", "mimeType": "image/png", "buffer": sample.data}]
+    )
+    shown = settle(desktop)
+    assert shown["state"] == "done" and "a whole number" in shown["status"], shown
+    desktop.check('input[name="mode"][value="number"]')
+    shown = settle(desktop)
+    shot(desktop, "desktop-number-upload")
+    assert (shown["state"], shown["digit"]) == ("done", sample.number), shown
+    assert shown["status"].startswith(f"It reads {sample.number}")
+    assert desktop.locator("#number-digits li").count() == len(sample.number)
+    pad = desktop.locator("#pad").bounding_box()
+    boxes = [box.bounding_box() for box in desktop.locator("#boxes .box").all()]
+    assert len(boxes) == len(sample.number)
+    lefts = [box["x"] for box in boxes]
+    assert lefts == sorted(lefts)
+    for box in boxes:
+        assert pad["x"] <= box["x"] and box["x"] + box["width"] <= pad["x"] + pad["width"] + 1
+        assert pad["y"] <= box["y"] and box["y"] + box["height"] <= pad["y"] + pad["height"] + 1
+    desktop.click("#clear")
+    assert desktop.locator("#boxes .box").count() == 0
+    for points in ([(0.3, 0.3), (0.29, 0.5), (0.28, 0.7)], loop(0.62, 0.5, 0.12, 0.2)):
+        stroke(desktop, points)
+    shown = settle(desktop)
+    shot(desktop, "desktop-number-drawn")
+    assert (shown["state"], shown["digit"]) == ("done", "10"), shown
+    assert desktop.locator("#boxes .box").count() == 2

@@ -1,0 +1,442 @@
+"""Find the digits of a picture of a whole number, each put in MNIST form for the model.
+
+People photograph numbers (a meter reading, an amount, a year), not one digit at a time. The
+picture goes through the single-digit pipeline's decode, paper model and ink map
+(:mod:`digitcore.mnistify`); then:
+
+1. Connected components of the ink, without frames, page edges and specks (as mnistify).
+2. The writing's slant (the median lean of its steep strokes); columns are taken along it,
+   so slanted digits stand upright. The line's height ``H``: what most columns of a component
+   span, or nearly the components' median height.
+3. Candidate boundaries (:mod:`digitcore.split_cuts`): straight cuts, leaning a little
+   either way, and bent ones, the cheapest paths through the ink from top to bottom, where
+   they cross the fewest strokes. Between two components a cut crosses no ink; between
+   touching digits it crosses their contact; through one digit it mostly crosses two
+   strokes. Of cuts nearly the same, the cheapest stays.
+4. A digit is the ink between two boundaries. Every plausible pair is put in MNIST form like
+   mnistify does one digit (stroke width, 20-px box, centre of mass) and read by the
+   classifier passed in; beside a cut, a reading counts only as sure as it stays when the
+   form is moved by two pixels (a real digit is read the same; a pair or a half often is
+   not). Readings are softened (a high temperature): the model is sure of many a merged pair
+   or half digit, and the shape of the split should weigh as much as its last bit of
+   confidence. Dynamic programming picks the boundaries with the best total: the log confidence,
+   less the cost of each cut (strokes crossed; a gap so narrow it is a broken stroke), of
+   gaps left inside a digit (a 5's flag, a broken stroke: cheap when small) and of digits
+   too short, too narrow or too wide for the line. A cut across a component too wide for
+   one digit costs less (it likely holds two): the classifier reads many merged pairs as
+   one digit with confidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from digitcore.errors import NoDigitFoundError, TooManyDigitsError
+from digitcore.mnistify import (
+    EIGHT_NEIGHBOURS,
+    _Component,
+    fit_box,
+    ink_map,
+    normalize_stroke,
+    place_by_mass,
+    stroke_width,
+    to_luminance,
+)
+from digitcore.split_cuts import CROSSED, bent_cuts, straight_cuts
+
+Scorer = Callable[[list[np.ndarray]], np.ndarray]  # N 28x28 [0, 1] arrays -> N x 10 probabilities
+
+MAX_SLANT = 0.8  # steepest lean measured: px sideways per px of height
+LINE_SHARE = 85  # the line's height: this percentile of the ink's column heights,
+TALL_SHARE = 0.85  # or at least this share of the components' (mass-weighted) median height
+SPECK = 0.3  # a component smaller than this share of H on both sides, and light, is a speck
+NUDGES = ((2, 2), (-2, 2), (2, 1), (-2, 1))  # (pixels, axis): the moved copies scored
+STEADY_FROM = 0.3  # runs read at least this sure are checked for steadiness (if beside a cut)
+SAME = 0.01  # cuts that split the ink within this share of it are the same cut
+MAX_WIDTH = 1.6  # widest digit, in H
+MIN_WIDTH = 0.05  # narrowest digit (a 1), in H
+CUT_FROM = 0.45  # only components at least this share of H wide are cut
+CUT_EDGE = 0.12  # and not closer than this share of H to their sides
+NEAR = 0.15  # cuts nowhere further apart than this share of H are one cut
+CUT = (0.3, 0.6, 0.15)  # a cut's cost: its own, per stroke crossed after the first, and per
+# stroke width it runs along strokes beyond two
+CLOSE = (1.0, 0.15)  # cutting through a gap costs up to this, less as it nears this width in H
+JOIN = 6.0  # leaving a gap inside a digit costs this per H of gap
+SHORT = (0.8, 6.0)  # a digit shorter than this share of H costs this much per H missing
+WIDTHS = ((0.55, 1.05), (0.15, 0.75))  # usual widths in H of digits other than 1, and of 1s
+WIDTH_COST = 4.0  # a digit outside its usual widths costs this much per H beyond them
+CROWDED = 1.3  # a component at least this many H wide likely holds two digits or more:
+RELIEF = 0.6  # cutting it across ink costs this much less, if both sides are at least
+HALF = 0.4  # this many H wide
+SOFTEN = 3.0  # readings are weighed at this temperature: softmax(logits / SOFTEN)
+
+
+@dataclass(frozen=True)
+class DigitBox:
+    """One digit of the number: where it is in the input image and what the model reads."""
+
+    box: tuple[int, int, int, int]  # (x0, y0, x1, y1) in the input image's pixels, exclusive
+    mnist: np.ndarray  # 28x28 float32 in [0, 1], MNIST form
+
+
+@dataclass
+class _Line:
+    """The ink of the number: its pixels, their columns along the slant, and its raster."""
+
+    ys: np.ndarray
+    xs: np.ndarray
+    values: np.ndarray
+    rows: np.ndarray  # each pixel's row in the raster
+    cols: np.ndarray  # each pixel's column along the slant
+    raster: np.ndarray  # rows x columns along the slant
+    height: float  # H, a digit's height in pixels
+    extents: np.ndarray  # each component's first and last column + 1
+
+
+@dataclass
+class _Boundary:
+    """Where one digit may end and the next begin: a cut through the line, top to bottom."""
+
+    path: np.ndarray  # per raster row, the last column on its left
+    strokes: int  # how many strokes it crosses (0: it runs through a gap)
+    along: float  # how far it runs along strokes, in stroke widths beyond two per stroke
+    gap: float  # through a gap: how wide the gap is, in H
+    position: float  # where it lies: the ink on its left, in share of the line's ink
+    room: float = 0.0  # across ink: the width in H of the component it splits (< 0: near a side)
+
+    @property
+    def cut(self) -> float:
+        """What cutting here costs: through a gap, the less the wider it is (a broken stroke
+        leaves a narrow one); across ink, more for each stroke crossed, less (down to a
+        gain) inside a component wide enough for two digits."""
+        if self.strokes == 0:
+            return CLOSE[0] * max(0.0, 1.0 - self.gap / CLOSE[1])
+        relief = RELIEF if self.room >= CROWDED else 0.0
+        return CUT[0] + CUT[1] * (self.strokes - 1) + CUT[2] * self.along - relief
+
+    @property
+    def skip(self) -> float:
+        """What leaving this gap inside a digit costs (a 5's flag, a broken stroke)."""
+        return JOIN * self.gap
+
+
+def read_digits(image: Image.Image, score: Scorer, max_digits: int = 12) -> list[DigitBox]:
+    """The digits of a picture of a number, left to right, each in MNIST form.
+
+    ``score`` is the classifier (a :data:`Scorer`); it decides between ways of splitting
+    touching or broken digits. Boxes are in ``image``'s pixels: where the upload was decoded
+    reduced (:func:`~digitcore.preprocess.decode_image` drafts large JPEGs), scale them by the
+    upload's size over ``image.size``. Raises :class:`~digitcore.errors.NoDigitFoundError` for
+    a picture without digits and :class:`~digitcore.errors.TooManyDigitsError` for one that
+    holds more than ``max_digits``.
+    """
+    ink = ink_map(to_luminance(image))
+    line = _line(ink)
+    if line.raster.shape[1] > 2 * MAX_WIDTH * max_digits * line.height:
+        raise TooManyDigitsError(f"the writing is too long for a number of {max_digits} digits")
+    boundaries = _boundaries(line)
+    groups = _best_split(line, boundaries, score)
+    if len(groups) > max_digits:
+        raise TooManyDigitsError(f"more than {max_digits} digits found: send one number at a time")
+    scale_y, scale_x = image.height / ink.shape[0], image.width / ink.shape[1]
+    digits = []
+    for pick in groups:
+        clear = pick[line.values[pick] >= CROSSED]  # not the faint rim of a neighbour's stroke
+        ys, xs = line.ys[clear if clear.size else pick], line.xs[clear if clear.size else pick]
+        box = (
+            int(np.floor(xs.min() * scale_x)),
+            int(np.floor(ys.min() * scale_y)),
+            int(np.ceil((xs.max() + 1) * scale_x)),
+            int(np.ceil((ys.max() + 1) * scale_y)),
+        )
+        digits.append(DigitBox(box, _mnist(line, pick)))
+    return digits
+
+
+def number_from(probabilities: np.ndarray) -> str:
+    """The number the model read: the most probable class of each digit, left to right."""
+    return "".join(str(int(k)) for k in np.asarray(probabilities).argmax(axis=1))
+
+
+def _components(ink: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The components that may be digits, as (ys, xs, values): no frames, edges or specks."""
+    labels, count = ndimage.label(ink > 0, structure=EIGHT_NEIGHBOURS)
+    height, width = ink.shape
+    strong = np.bincount(labels[ink >= 0.5], minlength=count + 1)  # specks of faint noise: none
+    found = []
+    for index, box in enumerate(ndimage.find_objects(labels)):
+        if strong[index + 1] == 0:
+            continue
+        mask = labels[box] == index + 1
+        values = ink[box][mask]
+        touches = (
+            box[0].start == 0 or box[1].start == 0 or box[0].stop == height or box[1].stop == width
+        )
+        found.append((_Component(index + 1, float(values.sum()), int(mask.sum()), box, touches),
+                      mask, values))  # fmt: skip
+    kept = [f for f in found if not f[0].frame_like(labels)] or found
+    if not kept:
+        raise NoDigitFoundError("no digit found: the image holds no clear strokes")
+    sizes = np.array([[p.box[0].stop - p.box[0].start, p.box[1].stop - p.box[1].start]
+                      for p, _, _ in kept], dtype=float)  # fmt: skip
+    masses = np.array([p.mass for p, _, _ in kept])
+    order = np.argsort(sizes[:, 0])
+    middle = np.searchsorted(np.cumsum(masses[order]), masses.sum() / 2)
+    tall = float(sizes[order][middle, 0])  # the mass-weighted median height
+    if tall < max(3, 0.04 * max(height, width)):
+        raise NoDigitFoundError("no digit found: only specks, nothing the size of a digit")
+    typical = float(np.median(masses[sizes[:, 0] >= 0.6 * tall]))
+    parts = []
+    for (part, mask, values), size in zip(kept, sizes, strict=True):
+        if size.max() < SPECK * tall and part.mass < 0.15 * typical:
+            continue
+        ys, xs = np.nonzero(mask)
+        parts.append((ys + part.box[0].start, xs + part.box[1].start, values))
+    return parts
+
+
+def _line(ink: np.ndarray) -> _Line:
+    """The kept ink as one line: slant found, columns along it, raster and height."""
+    parts = _components(ink)
+    ys = np.concatenate([p[0] for p in parts])
+    xs = np.concatenate([p[1] for p in parts])
+    values = np.concatenate([p[2] for p in parts])
+    kept = np.zeros_like(ink)
+    kept[ys, xs] = values
+    slant = _slant(kept[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1])
+    u = np.floor(xs + slant * (ys - ink.shape[0] / 2)).astype(int)
+    rows, cols = ys - ys.min(), u - u.min()
+    raster = np.zeros((rows.max() + 1, cols.max() + 1), dtype=np.float32)
+    raster[rows, cols] = values
+    spans, extents, tall, start = [], [], [], 0
+    for part in parts:  # column heights per component: touching digits do not stack up
+        span = slice(start, start + part[0].size)
+        start = span.stop
+        top = np.full(raster.shape[1], np.inf)
+        bottom = np.full(raster.shape[1], -np.inf)
+        np.minimum.at(top, cols[span], rows[span])
+        np.maximum.at(bottom, cols[span], rows[span])
+        spans.append((bottom - top + 1)[np.isfinite(top)])
+        extents.append((int(cols[span].min()), int(cols[span].max()) + 1))
+        tall.append(int(rows[span].max()) + 1 - int(rows[span].min()))
+    masses = np.array([part[2].sum() for part in parts])
+    order = np.argsort(tall)
+    middle = np.searchsorted(np.cumsum(masses[order]), masses.sum() / 2)
+    height = max(
+        float(np.percentile(np.concatenate(spans), LINE_SHARE)),
+        TALL_SHARE * tall[order[min(middle, order.size - 1)]],
+        3.0,
+    )
+    return _Line(ys, xs, values, rows, cols, raster, height, np.array(extents))
+
+
+def _slant(ink: np.ndarray) -> float:
+    """How far the writing leans: px to the right per px up, along its steep strokes.
+
+    Across a stroke leaning by ``s``, ink changes ``s`` times as fast downwards as sideways;
+    the median of that ratio over the edges of steep strokes (weighted by their strength).
+    """
+    smooth = ndimage.gaussian_filter(ink, 1.0)
+    across = ndimage.sobel(smooth, axis=1)
+    down = ndimage.sobel(smooth, axis=0)
+    steep = np.abs(across) > np.abs(down) / MAX_SLANT
+    if not steep.any():
+        return 0.0
+    ratios = down[steep] / across[steep]
+    weights = across[steep] ** 2 + down[steep] ** 2
+    order = np.argsort(ratios)
+    middle = np.searchsorted(np.cumsum(weights[order]), weights.sum() / 2)
+    return float(ratios[order][min(middle, order.size - 1)])
+
+
+def _boundaries(line: _Line) -> list[_Boundary]:
+    """The line's two ends and the distinct candidate cuts, left to right."""
+    raster, height = line.raster, line.height
+    rows, width = raster.shape
+    total = float(raster.sum())
+    stroke = max(stroke_width(raster), 1.0)
+    nearest = _nearest_ink(raster)
+    found = [  # the ends: no cost to cut there
+        _Boundary(np.full(rows, -1), 0, 0.0, CLOSE[1], 0.0),
+        _Boundary(np.full(rows, width - 1), 0, 0.0, CLOSE[1], 1.0),
+    ]
+    cuts = [
+        (strokes, along, -_gap(nearest, path) / height if strokes == 0 else 0.0, path)
+        for strokes, along, path in straight_cuts(raster, stroke) + bent_cuts(raster, stroke)
+    ]
+    shares: list[float] = []
+    paths = np.empty((0, rows), dtype=int)
+    for strokes, along, narrow, path in sorted(cuts, key=lambda c: c[:3]):
+        on_left = float(line.values[line.cols <= path[line.rows]].sum()) / total
+        room = _room(line, path[rows // 2]) if strokes else 0.0
+        if (strokes and abs(room) < CUT_FROM) or not 0.01 < on_left < 0.99:
+            continue
+        if shares and (
+            min(abs(on_left - share) for share in shares) < SAME
+            or np.abs(paths - path).max(axis=1).min() < NEAR * height
+        ):
+            continue  # (nearly) the same cut as a cheaper one
+        shares.append(on_left)
+        paths = np.vstack((paths, path))
+        found.append(_Boundary(path, strokes, along, -narrow, on_left, room))
+    return sorted(found, key=lambda b: b.position)
+
+
+def _room(line: _Line, column: int) -> float:
+    """The width, in H, of the widest component a cut across ink at ``column`` lies inside,
+    away from its sides (0: none); negative where the cut is near a side, so that one side
+    is too narrow for most digits."""
+    low, high = line.extents[:, 0], line.extents[:, 1]
+    edge = CUT_EDGE * line.height
+    inside = (low + edge <= column) & (column <= high - edge)
+    if not inside.any():
+        return 0.0
+    widest = int(np.argmax(np.where(inside, high - low, -1)))
+    side = min(column - low[widest], high[widest] - column) / line.height
+    width = float(high[widest] - low[widest]) / line.height
+    return width if side >= HALF else -width
+
+
+def _nearest_ink(raster: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row and column, the nearest column of clear ink (not the faint rim that blurring
+    leaves) at or left of it, and at or right of it (-1e6 and 1e6 where there is none)."""
+    far = 10**6
+    columns = np.arange(raster.shape[1])[None, :]
+    clear = raster > CROSSED
+    lefts = np.maximum.accumulate(np.where(clear, columns, -far), axis=1)
+    rights = np.minimum.accumulate(np.where(clear, columns, far)[:, ::-1], axis=1)[:, ::-1]
+    return lefts, rights
+
+
+def _gap(nearest: tuple[np.ndarray, np.ndarray], path: np.ndarray) -> float:
+    """The narrowest gap, in pixels, between the ink on either side of an ink-free path."""
+    lefts, rights = nearest
+    width = lefts.shape[1]
+    rows = np.arange(path.size)
+    left = np.where(path >= 0, lefts[rows, np.clip(path, 0, width - 1)], -(10**6))
+    right = np.where(path + 1 < width, rights[rows, np.clip(path + 1, 0, width - 1)], 10**6)
+    both = (left >= 0) & (right < width)
+    return float((right - left - 1)[both].min()) if both.any() else 0.0
+
+
+def _best_split(line: _Line, boundaries: list[_Boundary], score: Scorer) -> list[np.ndarray]:
+    """The digits (pixel indices into the line) that make the best reading together."""
+    sides = [line.cols > b.path[line.rows] for b in boundaries]
+    return _choose(line, boundaries, sides, _scored(line, boundaries, sides, score))
+
+
+def _scored(
+    line: _Line, boundaries: list[_Boundary], sides: list[np.ndarray], score: Scorer
+) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
+    """Every run between two boundaries that may be a digit: its pixels and what the
+    classifier reads there (steadied where a cut bounds it, softened by :data:`SOFTEN`)."""
+    count = len(boundaries)
+    runs, picks = [], []
+    for first in range(count - 1):
+        for last in range(first + 1, count):
+            if np.any(boundaries[last].path < boundaries[first].path):
+                continue  # the cuts cross
+            pick = np.nonzero(sides[first] & ~sides[last])[0]
+            if pick.size == 0:
+                continue
+            cols = line.cols[pick]
+            wide = (cols.max() + 1 - cols.min()) / line.height
+            if wide > MAX_WIDTH:
+                break
+            if wide < MIN_WIDTH:
+                continue
+            runs.append((first, last))
+            picks.append(pick)
+    if not runs:
+        raise NoDigitFoundError("no digit found: nothing the size of a digit")
+    forms = [_mnist(line, pick) for pick in picks]
+    probabilities = np.array(score(forms), dtype=np.float64)
+    cut = [boundaries[a].strokes > 0 or boundaries[b].strokes > 0 for a, b in runs]
+    doubtful = np.nonzero(np.array(cut) & (probabilities.max(axis=1) >= STEADY_FROM))[0]
+    if doubtful.size:
+        chosen = [forms[i] for i in doubtful]
+        probabilities[doubtful] = _steady(score, chosen, probabilities[doubtful])
+    probabilities = probabilities ** (1 / SOFTEN)  # the scorer's softmax, at a temperature
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    return dict(zip(runs, zip(picks, probabilities, strict=True), strict=True))
+
+
+def _steady(score: Scorer, forms: list[np.ndarray], read: np.ndarray) -> np.ndarray:
+    """The classifier's probabilities ``read`` for ``forms``, its confidence in its answer
+    lowered to the least it has for copies moved by two pixels: a real digit is read the same
+    when moved; two halves of a digit, or two digits read as one, often are not."""
+    stack = np.stack(forms)
+    copies = [np.roll(stack, shift, axis=axis) for shift, axis in NUDGES]
+    moved = np.asarray(score([form for copy in copies for form in copy]))
+    moved = moved.reshape(len(copies), len(forms), -1)
+    steady = read.copy()
+    answer = steady.argmax(axis=1)
+    rows = np.arange(len(forms))
+    steady[rows, answer] = np.minimum(read[rows, answer], moved[:, rows, answer].min(axis=0))
+    return steady
+
+
+def _choose(
+    line: _Line,
+    boundaries: list[_Boundary],
+    sides: list[np.ndarray],
+    scored: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]],
+) -> list[np.ndarray]:
+    """The runs that tile the line with the best total value (dynamic programming)."""
+    count = len(boundaries)
+    best = [0.0] + [-np.inf] * (count - 1)
+    back: list[int | None] = [None] * count
+    for last in range(1, count):
+        skipped = 0.0
+        for first in range(last - 1, -1, -1):
+            if first < last - 1:
+                skipped += boundaries[first + 1].skip
+            if best[first] == -np.inf:
+                continue
+            found = scored.get((first, last))
+            if found is None:
+                if np.any(sides[first] & ~sides[last]):
+                    continue
+                value = 0.0  # no ink between them: no digit
+            else:
+                value = _value(line, found[0], found[1])
+            value -= boundaries[last].cut + skipped
+            if best[first] + value > best[last]:
+                best[last], back[last] = best[first] + value, first
+    groups = []
+    last = count - 1
+    while last > 0:
+        first = back[last]
+        if first is None:
+            raise NoDigitFoundError("no digit found: nothing the size of a digit")
+        if (first, last) in scored:
+            groups.append(scored[(first, last)][0])
+        last = first
+    return groups[::-1]
+
+
+def _value(line: _Line, pick: np.ndarray, probabilities: np.ndarray) -> float:
+    """How good a digit the pixels make: log confidence less the shape penalties."""
+    rows, cols = line.rows[pick], line.cols[pick]
+    tall = (rows.max() + 1 - rows.min()) / line.height
+    wide = (cols.max() + 1 - cols.min()) / line.height
+    digit = int(np.argmax(probabilities))
+    low, high = WIDTHS[1] if digit == 1 else WIDTHS[0]
+    value = float(np.log(max(float(probabilities[digit]), 1e-9)))
+    value -= SHORT[1] * max(0.0, SHORT[0] - tall)
+    value -= WIDTH_COST * max(0.0, low - wide, wide - high)
+    return value
+
+
+def _mnist(line: _Line, pick: np.ndarray) -> np.ndarray:
+    """The picked pixels' ink, unslanted as drawn, in MNIST form as mnistify does one digit."""
+    ys, xs = line.ys[pick], line.xs[pick]
+    top, left = int(ys.min()), int(xs.min())
+    crop = np.zeros((int(ys.max()) + 1 - top, int(xs.max()) + 1 - left), dtype=np.float32)
+    crop[ys - top, xs - left] = line.values[pick]
+    return place_by_mass(fit_box(normalize_stroke(crop)))

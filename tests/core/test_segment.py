@@ -1,0 +1,150 @@
+"""The number reader (:mod:`digitcore.segment`) on pictures of whole numbers, real model.
+
+Numbers are laid out from MNIST test digits and fonts (:mod:`testkit.numbers`): the digits
+come back left to right with boxes in the input's pixels, a broken stroke or a 5's detached
+flag stays one digit, touching digits are split, a blank picture is refused, and the exact
+accuracy over the first 100 pictures of each family stays above its floor.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from scipy import ndimage
+
+from digitcore.checkpoint import load_model
+from digitcore.errors import NoDigitFoundError
+from digitcore.preprocess import decode_image
+from digitcore.segment import number_from, read_digits
+from testkit.numbers import generate, handwritten, lay_out, model_scorer, printed
+from testkit.realistic import _encode, _paper
+
+SAMPLES = 100
+FLOORS = {"apart": 0.93, "touching": 0.66}  # exact-string floors on the first 100: reached
+# today are about 0.96 and 0.72 (the issue's goals, 0.97 and 0.90, are bench/numbers.py's)
+
+
+@pytest.fixture(scope="module")
+def score(default_model_path):
+    torch.set_num_threads(1)
+    model, _ = load_model(default_model_path)
+    return model_scorer(model)
+
+
+@pytest.fixture(scope="module")
+def digits(mnist_test):
+    """``digits(d, k)``: the k-th MNIST test image of digit d, as uint8 28x28."""
+    images, labels = (t.numpy() for t in mnist_test)
+    return lambda d, k=0: images[np.nonzero(labels == d)[0][k]]
+
+
+def picture(ink: np.ndarray) -> Image.Image:
+    """Dark ink on a white canvas."""
+    return Image.fromarray((255 * (1 - ink)).astype(np.uint8))
+
+
+def read(image: Image.Image, score) -> tuple[str, list[tuple[int, int, int, int]]]:
+    found = read_digits(image, score)
+    return number_from(score([d.mnist for d in found])), [d.box for d in found]
+
+
+def overlap(a, b) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    width = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = width * height
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def components(ink: np.ndarray) -> int:
+    return ndimage.label(ink > 0.05, structure=np.ones((3, 3)))[1]
+
+
+def test_digits_come_left_to_right_with_their_boxes(score, digits):
+    ink, boxes = lay_out([handwritten(digits(d), 80) for d in (3, 1, 4, 7)], [25, 25, 25])
+    number, found = read(picture(ink), score)
+    assert number == "3147"
+    assert [b[0] for b in found] == sorted(b[0] for b in found)
+    assert all(overlap(f, b) > 0.8 for f, b in zip(found, boxes, strict=True))
+
+
+def test_boxes_are_in_the_input_pixels_of_a_large_picture(score, digits):
+    ink, boxes = lay_out([handwritten(digits(d), 80) for d in (9, 0, 2)], [30, 30])
+    small = picture(ink)
+    large = small.resize((small.width * 4, small.height * 4), Image.Resampling.BILINEAR)
+    number, found = read(large, score)  # analysed at 512 px, answered at the input's scale
+    assert number == "902"
+    assert all(overlap(f, [4 * v for v in b]) > 0.8 for f, b in zip(found, boxes, strict=True))
+
+
+def test_a_broken_stroke_stays_with_its_digit(score, digits):
+    seven = handwritten(digits(7), 90).copy()
+    middle = int(0.55 * seven.shape[0])
+    seven[middle : middle + 4] = 0  # the pen lifted: the stem in two pieces
+    assert components(seven) == 2
+    ink, _ = lay_out([handwritten(digits(3), 90), seven, handwritten(digits(8), 90)], [30, 30])
+    assert read(picture(ink), score)[0] == "378"
+
+
+def detached_flag(five: np.ndarray, gap: int = 5) -> np.ndarray:
+    """A 5 whose flag (the bar on top) no longer meets the stem: ``gap`` px cut out."""
+    five = five.copy()
+    height = five.shape[0]
+    stem = np.nonzero((five[int(0.22 * height) : int(0.3 * height)] > 0).any(axis=0))[0]
+    five[: int(0.21 * height), stem.max() + 1 : stem.max() + 1 + gap] = 0
+    assert components(five) == 2
+    return five
+
+
+@pytest.mark.parametrize("kind", ["printed", "handwritten"])
+def test_a_5_with_its_flag_apart_is_one_digit(score, digits, kind):
+    if kind == "printed":
+        five = detached_flag(printed("DejaVuSans.ttf", 90, "5"))
+    else:
+        five = detached_flag(handwritten(digits(5, 1), 90))
+    assert read(picture(np.pad(five, 20)), score)[0] == "5"
+    ink, _ = lay_out([handwritten(digits(4), 90), five, handwritten(digits(1), 90)], [30, 30])
+    assert read(picture(ink), score)[0] == "451"
+
+
+@pytest.mark.parametrize("pair", [(2, 3), (4, 7), (9, 2)])
+def test_touching_digits_are_split(score, digits, pair):
+    glyphs = [handwritten(digits(d), 80) for d in pair]
+    ink, boxes = lay_out(glyphs, [-2])  # overlapping by 2 px: one blot of ink
+    assert components(ink) == 1
+    number, found = read(picture(ink), score)
+    assert number == "".join(map(str, pair))
+    assert all(overlap(f, b) > 0.6 for f, b in zip(found, boxes, strict=True))
+
+
+@pytest.mark.parametrize("blank", ["white", "paper"])
+def test_a_blank_picture_is_refused(score, blank):
+    if blank == "white":
+        image = Image.new("RGB", (400, 200), "white")
+    else:
+        rng = np.random.default_rng(5)
+        data = _encode(_paper(rng, (300, 600), np.zeros((300, 600))), "JPEG", quality=85)
+        image = decode_image(data, gray=True)
+    with pytest.raises(NoDigitFoundError):
+        read_digits(image, score)
+
+
+@pytest.fixture(scope="module")
+def accuracy(score, mnist_test):
+    """Exact-string accuracy over the first ``SAMPLES`` pictures of each family."""
+    images, labels = (t.numpy() for t in mnist_test)
+    found = {}
+    for family in FLOORS:
+        right = 0
+        for sample in generate(family, images, labels, SAMPLES):
+            image = decode_image(sample.data, gray=True)
+            right += read(image, score)[0] == sample.number
+        found[family] = right / SAMPLES
+    return found
+
+
+@pytest.mark.parametrize("family", list(FLOORS))
+def test_accuracy_stays_above_its_floor(accuracy, family):
+    assert accuracy[family] >= FLOORS[family], accuracy
