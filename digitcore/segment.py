@@ -15,16 +15,15 @@ picture goes through the single-digit pipeline's decode, paper model and ink map
    strokes. Of cuts nearly the same, the cheapest stays.
 4. A digit is the ink between two boundaries. Every plausible pair is put in MNIST form like
    mnistify does one digit (stroke width, 20-px box, centre of mass) and read by the
-   classifier passed in; beside a cut, a reading counts only as sure as it stays when the
-   form is moved by two pixels (a real digit is read the same; a pair or a half often is
-   not). Readings are softened (a high temperature): the model is sure of many a merged pair
-   or half digit, and the shape of the split should weigh as much as its last bit of
-   confidence. Dynamic programming picks the boundaries with the best total: the log confidence,
-   less the cost of each cut (strokes crossed; a gap so narrow it is a broken stroke), of
-   gaps left inside a digit (a 5's flag, a broken stroke: cheap when small) and of digits
-   too short, too narrow or too wide for the line. A cut across a component too wide for
-   one digit costs less (it likely holds two): the classifier reads many merged pairs as
-   one digit with confidence.
+   classifier passed in, which has been trained on these very runs
+   (:mod:`trainer.number_pieces`): sure of a run holding one digit, unsure of pieces of
+   digits and of pairs. Readings are softened (a high temperature): the shape of the split
+   should weigh as much as the last bit of confidence. Dynamic programming picks the
+   boundaries with the best total: the log confidence and a reward per digit (else fewer,
+   larger runs would win for having fewer terms), less the cost of each cut (strokes
+   crossed; a gap so narrow it is a broken stroke), of gaps left inside a digit (a 5's flag,
+   a broken stroke: cheap when small) and of digits too short, too narrow or too wide for the
+   line. A cut across a component too wide for one digit costs less (it likely holds two).
 """
 
 from __future__ import annotations
@@ -55,8 +54,6 @@ MAX_SLANT = 0.8  # steepest lean measured: px sideways per px of height
 LINE_SHARE = 85  # the line's height: this percentile of the ink's column heights,
 TALL_SHARE = 0.85  # or at least this share of the components' (mass-weighted) median height
 SPECK = 0.3  # a component smaller than this share of H on both sides, and light, is a speck
-NUDGES = ((2, 2), (-2, 2), (2, 1), (-2, 1))  # (pixels, axis): the moved copies scored
-STEADY_FROM = 0.3  # runs read at least this sure are checked for steadiness (if beside a cut)
 SAME = 0.01  # cuts that split the ink within this share of it are the same cut
 MAX_WIDTH = 1.6  # widest digit, in H
 MIN_WIDTH = 0.05  # narrowest digit (a 1), in H
@@ -74,6 +71,7 @@ CROWDED = 1.3  # a component at least this many H wide likely holds two digits o
 RELIEF = 0.6  # cutting it across ink costs this much less, if both sides are at least
 HALF = 0.4  # this many H wide
 SOFTEN = 3.0  # readings are weighed at this temperature: softmax(logits / SOFTEN)
+REWARD = 0.5  # each digit read earns this: a reading is not better for having fewer terms
 
 
 @dataclass(frozen=True)
@@ -330,13 +328,35 @@ def _best_split(line: _Line, boundaries: list[_Boundary], score: Scorer) -> list
     return _choose(line, boundaries, sides, _scored(line, boundaries, sides, score))
 
 
-def _scored(
-    line: _Line, boundaries: list[_Boundary], sides: list[np.ndarray], score: Scorer
-) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
-    """Every run between two boundaries that may be a digit: its pixels and what the
-    classifier reads there (steadied where a cut bounds it, softened by :data:`SOFTEN`)."""
+@dataclass(frozen=True)
+class Candidate:
+    """Ink between two candidate cuts that may be one digit: what the classifier is asked."""
+
+    ys: np.ndarray  # its pixels in the ink map
+    xs: np.ndarray
+    mnist: np.ndarray  # 28x28 float32 in [0, 1], MNIST form
+
+
+def candidates(ink: np.ndarray) -> list[Candidate]:
+    """Every run of an ink map (as :func:`~digitcore.mnistify.ink_map` gives) between two
+    candidate cuts that the reader weighs as a digit, in MNIST form. The trainer teaches the
+    classifier what these look like: a digit, or a piece or pair of digits (not a digit)."""
+    line = _line(ink)
+    boundaries = _boundaries(line)
+    sides = [line.cols > b.path[line.rows] for b in boundaries]
+    return [
+        Candidate(line.ys[pick], line.xs[pick], _mnist(line, pick))
+        for _, pick in _runs(line, boundaries, sides)
+    ]
+
+
+def _runs(
+    line: _Line, boundaries: list[_Boundary], sides: list[np.ndarray]
+) -> list[tuple[tuple[int, int], np.ndarray]]:
+    """Every run between two boundaries (that do not cross) as wide as a digit may be: the
+    pair of boundaries and the indices of its pixels."""
     count = len(boundaries)
-    runs, picks = [], []
+    runs = []
     for first in range(count - 1):
         for last in range(first + 1, count):
             if np.any(boundaries[last].path < boundaries[first].path):
@@ -350,35 +370,25 @@ def _scored(
                 break
             if wide < MIN_WIDTH:
                 continue
-            runs.append((first, last))
-            picks.append(pick)
-    if not runs:
+            runs.append(((first, last), pick))
+    return runs
+
+
+def _scored(
+    line: _Line, boundaries: list[_Boundary], sides: list[np.ndarray], score: Scorer
+) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
+    """Every run between two boundaries that may be a digit: its pixels and what the
+    classifier reads there (softened by :data:`SOFTEN`)."""
+    found = _runs(line, boundaries, sides)
+    if not found:
         raise NoDigitFoundError("no digit found: nothing the size of a digit")
+    runs = [run for run, _ in found]
+    picks = [pick for _, pick in found]
     forms = [_mnist(line, pick) for pick in picks]
     probabilities = np.array(score(forms), dtype=np.float64)
-    cut = [boundaries[a].strokes > 0 or boundaries[b].strokes > 0 for a, b in runs]
-    doubtful = np.nonzero(np.array(cut) & (probabilities.max(axis=1) >= STEADY_FROM))[0]
-    if doubtful.size:
-        chosen = [forms[i] for i in doubtful]
-        probabilities[doubtful] = _steady(score, chosen, probabilities[doubtful])
     probabilities = probabilities ** (1 / SOFTEN)  # the scorer's softmax, at a temperature
     probabilities /= probabilities.sum(axis=1, keepdims=True)
     return dict(zip(runs, zip(picks, probabilities, strict=True), strict=True))
-
-
-def _steady(score: Scorer, forms: list[np.ndarray], read: np.ndarray) -> np.ndarray:
-    """The classifier's probabilities ``read`` for ``forms``, its confidence in its answer
-    lowered to the least it has for copies moved by two pixels: a real digit is read the same
-    when moved; two halves of a digit, or two digits read as one, often are not."""
-    stack = np.stack(forms)
-    copies = [np.roll(stack, shift, axis=axis) for shift, axis in NUDGES]
-    moved = np.asarray(score([form for copy in copies for form in copy]))
-    moved = moved.reshape(len(copies), len(forms), -1)
-    steady = read.copy()
-    answer = steady.argmax(axis=1)
-    rows = np.arange(len(forms))
-    steady[rows, answer] = np.minimum(read[rows, answer], moved[:, rows, answer].min(axis=0))
-    return steady
 
 
 def _choose(
@@ -404,7 +414,7 @@ def _choose(
                     continue
                 value = 0.0  # no ink between them: no digit
             else:
-                value = _value(line, found[0], found[1])
+                value = REWARD + _value(line, found[0], found[1])
             value -= boundaries[last].cut + skipped
             if best[first] + value > best[last]:
                 best[last], back[last] = best[first] + value, first

@@ -17,6 +17,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from trainer.number_lines import digit_ink, ink_box
+
 SEED = 2024
 
 
@@ -26,13 +28,6 @@ class Sample:
     label: int
     name: str
     box: tuple[int, int, int, int]  # the ink's box (x0, y0, x1, y1) in the upright upload
-
-
-def _upscale(digit: np.ndarray, size: int) -> np.ndarray:
-    """A 28x28 uint8 MNIST digit as a crisp, smooth ink mask of ``size`` x ``size`` in [0, 1]."""
-    big = Image.fromarray(digit).resize((size, size), Image.Resampling.BICUBIC)
-    values = np.asarray(big, dtype=np.float32) / 255
-    return np.clip((values - 0.3) * 3.0, 0.0, 1.0)
 
 
 def _encode(pixels: np.ndarray, fmt: str, mode: str | None = None, **options) -> bytes:
@@ -70,7 +65,7 @@ def _paper(rng: np.random.Generator, shape: tuple[int, int], ink: np.ndarray) ->
 def photo(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
     """Ink on paper, photographed: off-centre, small tilt, uneven light, noise, JPEG."""
     size = int(rng.integers(120, 260))
-    ink = ndimage.rotate(_upscale(digit, size), rng.uniform(-6, 6), reshape=True, order=1)
+    ink = ndimage.rotate(digit_ink(digit, size), rng.uniform(-6, 6), reshape=True, order=1)
     h, w = 480, 640
     canvas = np.zeros((h, w), dtype=np.float32)
     _paste(canvas, ink, rng)
@@ -81,7 +76,7 @@ def photo(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
 
 def canvas_transparent(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
     """A web canvas export: transparent background, black strokes, the ink in alpha."""
-    ink = _upscale(digit, 280)
+    ink = digit_ink(digit, 280)
     rgba = np.zeros((280, 280, 4), dtype=np.float32)
     rgba[..., 3] = ink * 255
     return _encode(rgba, "PNG", mode="RGBA"), _box(ink)
@@ -91,14 +86,14 @@ def canvas_white(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tu
     """A white canvas with a smallish digit drawn off-centre."""
     size = int(rng.integers(90, 200))
     canvas = np.zeros((400, 400), dtype=np.float32)
-    _paste(canvas, _upscale(digit, size), rng)
+    _paste(canvas, digit_ink(digit, size), rng)
     gray = 255 * (1 - canvas)
     return _encode(np.repeat(gray[..., None], 3, axis=2), "PNG", mode="RGB"), _box(canvas)
 
 
 def marker(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
     """Thick felt marker on white paper."""
-    ink = ndimage.grey_dilation(_upscale(digit, 280), size=(int(rng.integers(14, 22)),) * 2)
+    ink = ndimage.grey_dilation(digit_ink(digit, 280), size=(int(rng.integers(14, 22)),) * 2)
     canvas = np.zeros((360, 360), dtype=np.float32)
     _paste(canvas, ink, rng, margin=20)
     gray = 250 * (1 - canvas) + 15 * canvas
@@ -107,7 +102,7 @@ def marker(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
 
 def pencil(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
     """Thin grey pencil on textured paper, scanned (JPEG)."""
-    ink = ndimage.grey_erosion(_upscale(digit, 300), size=(int(rng.integers(7, 11)),) * 2)
+    ink = ndimage.grey_erosion(digit_ink(digit, 300), size=(int(rng.integers(7, 11)),) * 2)
     ink = 0.6 * ink
     canvas = np.zeros((380, 380), dtype=np.float32)
     _paste(canvas, ink, rng, margin=20)
@@ -119,14 +114,14 @@ def non_square(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tupl
     h, w = (200, 700) if rng.random() < 0.5 else (640, 220)
     size = int(rng.integers(110, 180))
     canvas = np.zeros((h, w), dtype=np.float32)
-    _paste(canvas, _upscale(digit, size), rng)
+    _paste(canvas, digit_ink(digit, size), rng)
     return _encode(_paper(rng, (h, w), canvas), "PNG", mode="RGB"), _box(canvas)
 
 
 def phone(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
     """A 3000x4000 phone photo, stored rotated with an EXIF orientation tag."""
     size = int(rng.integers(900, 1500))
-    ink = _upscale(digit, size)
+    ink = digit_ink(digit, size)
     h, w = 4000, 3000
     canvas = np.zeros((h, w), dtype=np.float32)
     _paste(canvas, ink, rng, margin=200)
@@ -140,14 +135,8 @@ def phone(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
 
 def _box(ink: np.ndarray) -> tuple[int, int, int, int]:
     """The ink's box as (x0, y0, x1, y1), right and bottom exclusive."""
-    top, bottom, left, right = _ink_box(ink)
+    top, bottom, left, right = ink_box(ink)
     return left, top, right, bottom
-
-
-def _ink_box(ink: np.ndarray, level: float = 0.15) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) of where ``ink`` exceeds ``level``, bottom/right exclusive."""
-    rows, cols = np.nonzero(ink > level)
-    return int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
 
 
 def _cropped(pixels: np.ndarray, ink: np.ndarray, margins: tuple[int, int, int, int]):
@@ -155,7 +144,7 @@ def _cropped(pixels: np.ndarray, ink: np.ndarray, margins: tuple[int, int, int, 
 
     A negative margin cuts into the ink. Returns the crop and the ink's box in its pixels.
     """
-    top, bottom, left, right = _ink_box(ink)
+    top, bottom, left, right = ink_box(ink)
     height, width = ink.shape
     y0, y1 = max(0, top - margins[0]), min(height, bottom + margins[1])
     x0, x1 = max(0, left - margins[2]), min(width, right + margins[3])
@@ -210,7 +199,8 @@ def _coloured(rng: np.random.Generator, ink: np.ndarray) -> np.ndarray:
 
 def _digit_ink(digit: np.ndarray, rng: np.random.Generator, low: int, high: int) -> np.ndarray:
     """The digit as ink of a random size, slightly tilted, padded with room around it."""
-    ink = ndimage.rotate(_upscale(digit, int(rng.integers(low, high))), rng.uniform(-6, 6), order=1)
+    size = int(rng.integers(low, high))
+    ink = ndimage.rotate(digit_ink(digit, size), rng.uniform(-6, 6), order=1)
     pad = ink.shape[0] // 4
     return np.pad(np.clip(ink, 0, 1), pad)
 
@@ -307,7 +297,7 @@ def coloured_paper(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, 
 def faint_pencil(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
     """Very light, thin pencil on textured paper, any margin."""
     ink = _large_canvas(digit, rng, 120, 300)
-    top, bottom, _, _ = _ink_box(ink)  # thinned like the pencil sheets: by the digit's size
+    top, bottom, _, _ = ink_box(ink)  # thinned like the pencil sheets: by the digit's size
     thin = ndimage.grey_erosion(ink, size=(max(2, (bottom - top) // 45),) * 2)
     crop, box = _cropped(thin, ink, _margins(rng, ink.shape[0] // 3))
     faint = rng.uniform(0.22, 0.4) * crop

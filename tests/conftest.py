@@ -54,6 +54,7 @@ def small_checkpoint(tmp_path_factory, mnist_root) -> Path:
         data_root=mnist_root,
         progress=False,
         outliers=0,
+        number_pieces=0,
         augment=AugmentConfig.off(),
     )
     run(config, resolve_device("cpu"))

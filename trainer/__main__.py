@@ -67,6 +67,13 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
         default=defaults.outliers,
         help=f"non-digits drawn for outlier exposure, 0 for none (default {defaults.outliers})",
     )
+    parser.add_argument(
+        "--number-pieces",
+        type=int,
+        default=defaults.number_pieces,
+        help="the number reader's runs of one digit, and as many pieces and pairs of digits, "
+        f"0 for none (default {defaults.number_pieces})",
+    )
     parser.add_argument("--no-augment", action="store_true", help="train on the images as they are")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
@@ -83,6 +90,7 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
         train_subset=args.train_subset,
         test_subset=args.test_subset,
         outliers=args.outliers,
+        number_pieces=args.number_pieces,
         augment=AugmentConfig.off() if args.no_augment else AugmentConfig(),
         progress=not args.no_progress,
     )

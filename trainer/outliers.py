@@ -19,24 +19,20 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
-import logging
 import math
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from digitcore.atomic import atomic_write
 from digitcore.preprocess import preprocess
+from trainer.cache import cached
+from trainer.number_lines import FONT_FOLDER
 
-log = logging.getLogger("trainer.outliers")
-
-FONT_FOLDER = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 TRAINING_FONTS = (
     "DejaVuSans.ttf",
     "DejaVuSans-Bold.ttf",
@@ -143,25 +139,17 @@ def load_outliers(
     The cache is used only if it was built by this version of the drawing code from the
     same ``digits``; otherwise it is rebuilt and replaced atomically.
     """
-    path = cache_path(root, count, seed)
-    key = {"version": CACHE_VERSION, "digits": _fingerprint(digits)}
-    if path.is_file():
-        try:
-            stored = torch.load(path, weights_only=True)
-        except Exception as exc:  # a foreign or damaged file is rebuilt, never trusted
-            log.warning("%s: unreadable outlier cache (%s); rebuilding", path, exc)
-        else:
-            if all(stored.get(name) == value for name, value in key.items()):
-                return Outliers(stored["images"], tuple(stored["kinds"]), stored["refused"])
-            log.info("%s: built by other code or from other digits; rebuilding", path)
-    built = build_outliers(count, seed, digits)
-    content = {**key, "images": built.images, "kinds": list(built.kinds), "refused": built.refused}
-    with atomic_write(path) as handle:
-        torch.save(content, handle)
-    return built
+    key = {"version": CACHE_VERSION, "digits": fingerprint(digits)}
+
+    def build() -> dict:
+        built = build_outliers(count, seed, digits)
+        return {"images": built.images, "kinds": list(built.kinds), "refused": built.refused}
+
+    content = cached(cache_path(root, count, seed), key, build)
+    return Outliers(content["images"], tuple(content["kinds"]), content["refused"])
 
 
-def _fingerprint(digits: torch.Tensor | None) -> str:
+def fingerprint(digits: torch.Tensor | None) -> str:
     if digits is None:
         return "none"
     pixels = np.ascontiguousarray(digits.numpy())

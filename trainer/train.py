@@ -4,11 +4,14 @@ Reads like pytorch/examples' mnist/main.py, with the reference recipe (Adam, NLL
 log_softmax, batch 128) improved by a one-cycle learning-rate schedule, batched geometric,
 elastic and photometric augmentation, an exponential moving average of the weights (what is
 saved and served), and outlier exposure (Hendrycks et al. 2019): each batch also carries
-non-digits, whose softmax is pushed towards uniform. A validation split held out from the
-training set (never the test set) makes every choice after training: the softmax
-temperature and the "is it a digit" threshold (:mod:`trainer.calibration`). Under
-``torchrun`` it uses DistributedDataParallel (gloo on CPU, nccl on GPU), a
-DistributedSampler, reduces metrics across ranks, and only rank 0 writes files.
+non-digits, whose softmax is pushed towards uniform. The number reader's runs of ink
+(:mod:`trainer.number_pieces`) join both sides: each batch also carries runs holding one
+digit, with their labels, and pieces and pairs of digits are among the non-digits. A
+validation split held out from the training set (never the test set) makes every choice
+after training: the softmax temperature and the "is it a digit" threshold
+(:mod:`trainer.calibration`). Under ``torchrun`` it uses DistributedDataParallel (gloo on
+CPU, nccl on GPU), a DistributedSampler, reduces metrics across ranks, and only rank 0
+writes files.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ log = logging.getLogger("trainer")
 
 VALIDATION_SEED = 0  # the validation split is the same images whatever the run's seed
 OUTLIER_SEED = 1  # so are the non-digits (drawn once, then cached)
+PIECES_SEED = 1  # and the number reader's runs
 
 
 @dataclass
@@ -54,6 +58,8 @@ class TrainConfig:
     outliers: int = 20000  # non-digits for outlier exposure (0: none)
     outlier_batch: int = 32  # non-digits in each training batch
     outlier_weight: float = 0.5  # lambda of the uniform-softmax loss on them
+    number_pieces: int = 20000  # the number reader's digit runs, and as many pieces (0: none)
+    run_batch: int = 24  # digit runs in each training batch (the pieces join the non-digits)
     digit_keep: float = 0.995  # share of validation digits the is-digit threshold keeps
     device: str = "auto"
     out: Path = Path("models/mnist_cnn.pth")
@@ -158,6 +164,10 @@ def train_one_epoch(
     loss_sum, seen, started = 0.0, 0, time.perf_counter()
     for step, index in enumerate(bar):
         images, labels = data.train.batch(index, device)
+        if data.runs is not None:  # the number reader's runs of one digit, with their labels
+            picked = torch.randint(len(data.runs), (config.run_batch,), generator=generator)
+            run_images, run_labels = data.runs.batch(picked, device)
+            images, labels = torch.cat([images, run_images]), torch.cat([labels, run_labels])
         count = len(labels)
         if data.outliers is not None:
             picked = torch.randint(len(data.outliers), (config.outlier_batch,), generator=generator)
@@ -243,12 +253,14 @@ class TrainingData:
     validation: Split  # held out from MNIST's training set
     test: Split
     outliers: Split | None  # non-digits for outlier exposure (labels unused)
+    runs: Split | None = None  # the number reader's runs of one digit
 
 
 def load_splits(config: TrainConfig) -> TrainingData:
     """MNIST's training set split into train and a fixed validation part, the test set, and
     the non-digits (drawn once, then cached beside the data)."""
     from trainer.data import load_tensors
+    from trainer.number_pieces import load_pieces
     from trainer.outliers import load_outliers
 
     images, labels = load_tensors(config.data_root, train=True)
@@ -263,7 +275,15 @@ def load_splits(config: TrainConfig) -> TrainingData:
     if config.outliers > 0:  # the same cached set whatever the subset
         drawn = load_outliers(config.data_root, config.outliers, OUTLIER_SEED, images[kept]).images
         outliers = Split(drawn, torch.zeros(len(drawn), dtype=torch.long))
-    return TrainingData(train, validation, test, outliers)
+    runs = None
+    if config.number_pieces > 0:  # the same cached set whatever the subset
+        pieces = load_pieces(
+            config.data_root, config.number_pieces, PIECES_SEED, images[kept], labels[kept]
+        )
+        runs = Split(pieces.digits, pieces.labels)
+        drawn = pieces.pieces if outliers is None else torch.cat([outliers.images, pieces.pieces])
+        outliers = Split(drawn, torch.zeros(len(drawn), dtype=torch.long))
+    return TrainingData(train, validation, test, outliers, runs)
 
 
 def run(config: TrainConfig, device: torch.device) -> TrainResult:
@@ -294,7 +314,7 @@ def run(config: TrainConfig, device: torch.device) -> TrainResult:
     if dist_info.is_main:
         log.info(
             "training %s (%s parameters) on %s: %d train / %d validation / %d test images, "
-            "%d non-digits, %d process(es)",
+            "%d non-digits, %d number runs, %d process(es)",
             DEFAULT_ARCHITECTURE,
             f"{count_parameters(model):,}",
             device,
@@ -302,6 +322,7 @@ def run(config: TrainConfig, device: torch.device) -> TrainResult:
             len(data.validation),
             len(data.test),
             0 if data.outliers is None else len(data.outliers),
+            0 if data.runs is None else len(data.runs),
             dist_info.world_size,
         )
     for epoch in range(start_epoch, config.epochs + 1):
@@ -436,6 +457,8 @@ def make_checkpoint(
             "world_size": dist_info.world_size,
             "ema_decay": config.ema_decay,
             "outliers": config.outliers,
+            "number_pieces": config.number_pieces,
+            "run_batch": config.run_batch,
             "training_seconds": sum(row.get("epoch_seconds", 0.0) for row in history),
             "train_images": config.train_subset or 60000 - config.validation_size,
             "validation_images": config.validation_size,

@@ -207,6 +207,17 @@ def test_augmentation_keeps_shape_and_range_and_off_is_identity(mnist_root):
     assert torch.equal(augment(images, AugmentConfig.off()), images)
 
 
+def test_the_number_readers_runs_join_the_digits_and_the_non_digits(mnist_root):
+    runs = load_splits(TrainConfig(data_root=mnist_root, train_subset=64, test_subset=10))
+    plain = load_splits(
+        TrainConfig(data_root=mnist_root, train_subset=64, test_subset=10, number_pieces=0)
+    )
+    assert plain.runs is None and torch.equal(runs.train.images, plain.train.images)
+    assert len(runs.runs) == 20000 and set(runs.runs.labels.tolist()) == set(range(10))
+    assert len(runs.outliers) == len(plain.outliers) + 20000
+    assert torch.equal(runs.validation.images, plain.validation.images)  # never touched
+
+
 def test_split_batches_are_scaled_to_unit_range():
     split = Split(torch.full((4, 28, 28), 255, dtype=torch.uint8), torch.arange(4))
     images, labels = split.batch(torch.tensor([0, 2]), torch.device("cpu"))
