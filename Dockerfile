@@ -55,7 +55,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     MPLCONFIGDIR=/tmp/matplotlib \
     HOST=0.0.0.0 \
     PORT=8000 \
-    MODEL_PATH=/app/models/mnist_cnn.pth
+    MODEL_PATH=/app/models/mnist_cnn.pth \
+    LINE_READER_PATH=/app/models/mnist_lines.pth
 WORKDIR /app
 # numeric, so that runtimes can check it is not root without reading /etc/passwd
 USER 10001:10001

@@ -5,10 +5,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 MODEL  ?= models/mnist_cnn.pth
+LINES  ?= models/mnist_lines.pth
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data train model serve check test pytest lint format browser bench bench-wild \
+.PHONY: help setup data train train-lines model serve check test pytest lint format browser bench bench-wild \
         bench-train bench-load bench-micro bench-coldstart bench-soak docker-lint compose-smoke predict clean
 
 help:  ## list the commands
@@ -31,13 +32,19 @@ train: data  ## train the model (default recipe; ARGS="--epochs 3" etc.)
 $(MODEL): | data
 	$(BIN)/python -m trainer --out $(MODEL) --no-progress
 
-model: $(MODEL)  ## train only if $(MODEL) is missing
+train-lines: data  ## train the line reader for /read (ARGS="--epochs 2" etc.)
+	$(BIN)/python -m trainer.lines --out $(LINES) $(ARGS)
+
+$(LINES): | data
+	$(BIN)/python -m trainer.lines --out $(LINES)
+
+model: $(MODEL) $(LINES)  ## train only what is missing: $(MODEL), $(LINES)
 
 serve: model  ## set up, fetch, train if needed, then serve on http://127.0.0.1:8000
-	MODEL_PATH=$(MODEL) $(BIN)/python -m service
+	MODEL_PATH=$(MODEL) LINE_READER_PATH=$(LINES) $(BIN)/python -m service
 
 predict: model  ## predict images from the command line: make predict ARGS="digit.png scans/"
-	$(BIN)/mnist-predict --model $(MODEL) $(ARGS)
+	$(BIN)/mnist-predict --model $(MODEL) --line-reader $(LINES) $(ARGS)
 
 browser:  ## Debian chromium for the page test (no-op when present)
 	bash scripts/install-browser.sh
@@ -52,7 +59,7 @@ format: setup  ## apply ruff's fixes and formatting
 	$(BIN)/ruff format .
 
 pytest: model browser  ## the pytest suite alone
-	MODEL_PATH=$(MODEL) $(BIN)/python -m pytest $(ARGS)
+	MODEL_PATH=$(MODEL) LINE_READER_PATH=$(LINES) $(BIN)/python -m pytest $(ARGS)
 
 check: lint pytest  ## lint and the pytest suite (test without the container smoke test)
 

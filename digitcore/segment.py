@@ -24,6 +24,11 @@ picture goes through the single-digit pipeline's decode, paper model and ink map
    crossed; a gap so narrow it is a broken stroke), of gaps left inside a digit (a 5's flag,
    a broken stroke: cheap when small) and of digits too short, too narrow or too wide for the
    line. A cut across a component too wide for one digit costs less (it likely holds two).
+5. Where neighbours touch, the right cuts are often missing and a wrong tiling can win. A
+   line reader (:mod:`digitcore.line_reader`), when given, reads the whole line without cuts;
+   the tiling then holds as many digits as it read, where the candidate cuts allow that many
+   (else the best tiling of any count stands), and each digit carries what the line reader
+   read there, to be weighed with the classifier's reading of its cut-out ink.
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ from digitcore.mnistify import (
 from digitcore.split_cuts import CROSSED, bent_cuts, straight_cuts
 
 Scorer = Callable[[list[np.ndarray]], np.ndarray]  # N 28x28 [0, 1] arrays -> N x 10 probabilities
+LineReader = Callable[[np.ndarray], np.ndarray]  # a line's ink, slant removed -> N x 10
+# probabilities of the N digits read along it
 
 MAX_SLANT = 0.8  # steepest lean measured: px sideways per px of height
 LINE_SHARE = 85  # the line's height: this percentile of the ink's column heights,
@@ -80,6 +87,7 @@ class DigitBox:
 
     box: tuple[int, int, int, int]  # (x0, y0, x1, y1) in the input image's pixels, exclusive
     mnist: np.ndarray  # 28x28 float32 in [0, 1], MNIST form
+    line: np.ndarray | None = None  # what the line reader read here (10 probabilities), if used
 
 
 @dataclass
@@ -123,12 +131,20 @@ class _Boundary:
         return JOIN * self.gap
 
 
-def read_digits(image: Image.Image, score: Scorer, max_digits: int = 12) -> list[DigitBox]:
+def read_digits(
+    image: Image.Image,
+    score: Scorer,
+    max_digits: int = 12,
+    read_line: LineReader | None = None,
+) -> list[DigitBox]:
     """The digits of a picture of a number, left to right, each in MNIST form.
 
     ``score`` is the classifier (a :data:`Scorer`); it decides between ways of splitting
-    touching or broken digits. Boxes are in ``image``'s pixels: where the upload was decoded
-    reduced (:func:`~digitcore.preprocess.decode_image` drafts large JPEGs), scale them by the
+    touching or broken digits. ``read_line`` (a :data:`LineReader`), when given, reads the
+    whole line first: the split then holds as many digits as it read, where the candidate
+    cuts allow that many, and each digit's ``line`` is what it read there. Boxes are in
+    ``image``'s pixels: where the upload was decoded reduced
+    (:func:`~digitcore.preprocess.decode_image` drafts large JPEGs), scale them by the
     upload's size over ``image.size``. Raises :class:`~digitcore.errors.NoDigitFoundError` for
     a picture without digits and :class:`~digitcore.errors.TooManyDigitsError` for one that
     holds more than ``max_digits``.
@@ -138,12 +154,17 @@ def read_digits(image: Image.Image, score: Scorer, max_digits: int = 12) -> list
     if line.raster.shape[1] > 2 * MAX_WIDTH * max_digits * line.height:
         raise TooManyDigitsError(f"the writing is too long for a number of {max_digits} digits")
     boundaries = _boundaries(line)
-    groups = _best_split(line, boundaries, score)
+    sides = [line.cols > b.path[line.rows] for b in boundaries]
+    scored = _scored(line, boundaries, sides, score)
+    read = read_line(line.raster) if read_line is not None else np.empty((0, 10))
+    groups = _choose(line, boundaries, sides, scored, read) if len(read) else None
+    if groups is None:
+        groups, read = _choose(line, boundaries, sides, scored), None
     if len(groups) > max_digits:
         raise TooManyDigitsError(f"more than {max_digits} digits found: send one number at a time")
     scale_y, scale_x = image.height / ink.shape[0], image.width / ink.shape[1]
     digits = []
-    for pick in groups:
+    for index, pick in enumerate(groups):
         clear = pick[line.values[pick] >= CROSSED]  # not the faint rim of a neighbour's stroke
         ys, xs = line.ys[clear if clear.size else pick], line.xs[clear if clear.size else pick]
         box = (
@@ -152,7 +173,7 @@ def read_digits(image: Image.Image, score: Scorer, max_digits: int = 12) -> list
             int(np.ceil((xs.max() + 1) * scale_x)),
             int(np.ceil((ys.max() + 1) * scale_y)),
         )
-        digits.append(DigitBox(box, _mnist(line, pick)))
+        digits.append(DigitBox(box, _mnist(line, pick), None if read is None else read[index]))
     return digits
 
 
@@ -322,12 +343,6 @@ def _gap(nearest: tuple[np.ndarray, np.ndarray], path: np.ndarray) -> float:
     return float((right - left - 1)[both].min()) if both.any() else 0.0
 
 
-def _best_split(line: _Line, boundaries: list[_Boundary], score: Scorer) -> list[np.ndarray]:
-    """The digits (pixel indices into the line) that make the best reading together."""
-    sides = [line.cols > b.path[line.rows] for b in boundaries]
-    return _choose(line, boundaries, sides, _scored(line, boundaries, sides, score))
-
-
 @dataclass(frozen=True)
 class Candidate:
     """Ink between two candidate cuts that may be one digit: what the classifier is asked."""
@@ -396,51 +411,76 @@ def _choose(
     boundaries: list[_Boundary],
     sides: list[np.ndarray],
     scored: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]],
-) -> list[np.ndarray]:
-    """The runs that tile the line with the best total value (dynamic programming)."""
+    reading: np.ndarray | None = None,
+) -> list[np.ndarray] | None:
+    """The runs that tile the line with the best total value (dynamic programming).
+
+    Given the line reader's ``reading`` (N x 10), exactly N digits, the k-th valued by how
+    likely the classifier and the line reader's k-th digit agree on it (None when no tiling
+    has N digits); otherwise any number, each valued by the classifier's confidence."""
     count = len(boundaries)
-    best = [0.0] + [-np.inf] * (count - 1)
-    back: list[int | None] = [None] * count
+    most = len(reading) if reading is not None else count
+    best = np.full((count, most + 1), -np.inf)  # best[b, k]: the line up to b in k digits
+    best[0, 0] = 0.0
+    back: dict[tuple[int, int], tuple[int, int]] = {}
     for last in range(1, count):
         skipped = 0.0
         for first in range(last - 1, -1, -1):
             if first < last - 1:
                 skipped += boundaries[first + 1].skip
-            if best[first] == -np.inf:
-                continue
             found = scored.get((first, last))
             if found is None:
                 if np.any(sides[first] & ~sides[last]):
                     continue
-                value = 0.0  # no ink between them: no digit
+                values, added = np.zeros(most + 1), 0  # no ink between them: no digit
             else:
-                value = REWARD + _value(line, found[0], found[1])
-            value -= boundaries[last].cut + skipped
-            if best[first] + value > best[last]:
-                best[last], back[last] = best[first] + value, first
+                values, added = _values(line, found[0], found[1], reading, most), 1
+            values = values - boundaries[last].cut - skipped
+            totals = best[first, : most + 1 - added] + values[: most + 1 - added]
+            better = totals > best[last, added:]
+            for k in np.nonzero(better)[0]:
+                best[last, k + added] = totals[k]
+                back[(last, int(k) + added)] = (first, int(k))
+    ends = best[count - 1]
+    if reading is not None:
+        if not np.isfinite(ends[most]):
+            return None
+        k = most
+    elif np.isfinite(ends).any():
+        k = int(np.argmax(ends))
+    else:
+        raise NoDigitFoundError("no digit found: nothing the size of a digit")
     groups = []
     last = count - 1
     while last > 0:
-        first = back[last]
-        if first is None:
-            raise NoDigitFoundError("no digit found: nothing the size of a digit")
-        if (first, last) in scored:
+        first, before = back[(last, k)]
+        if before < k:
             groups.append(scored[(first, last)][0])
-        last = first
+        last, k = first, before
     return groups[::-1]
 
 
-def _value(line: _Line, pick: np.ndarray, probabilities: np.ndarray) -> float:
-    """How good a digit the pixels make: log confidence less the shape penalties."""
+def _values(
+    line: _Line, pick: np.ndarray, probabilities: np.ndarray, reading: np.ndarray | None, most: int
+) -> np.ndarray:
+    """What the pixels are worth as the (k+1)-th digit, for each k < ``most``: the reward, the
+    log confidence (of the classifier's digit; with a ``reading``, that the classifier and
+    the reading's (k+1)-th digit agree), less the shape penalties."""
+    if reading is None:
+        digits = np.full(most, int(np.argmax(probabilities)))
+        sure = np.full(most, float(probabilities[digits[0]]))
+    else:
+        digits = reading.argmax(axis=1)
+        sure = reading @ probabilities
     rows, cols = line.rows[pick], line.cols[pick]
     tall = (rows.max() + 1 - rows.min()) / line.height
     wide = (cols.max() + 1 - cols.min()) / line.height
-    digit = int(np.argmax(probabilities))
-    low, high = WIDTHS[1] if digit == 1 else WIDTHS[0]
-    value = float(np.log(max(float(probabilities[digit]), 1e-9)))
-    value -= SHORT[1] * max(0.0, SHORT[0] - tall)
-    value -= WIDTH_COST * max(0.0, low - wide, wide - high)
-    return value
+    low = np.where(digits == 1, WIDTHS[1][0], WIDTHS[0][0])
+    high = np.where(digits == 1, WIDTHS[1][1], WIDTHS[0][1])
+    values = REWARD + np.log(np.maximum(sure, 1e-9))
+    values -= SHORT[1] * max(0.0, SHORT[0] - tall)
+    values -= WIDTH_COST * np.maximum(0.0, np.maximum(low - wide, wide - high))
+    return np.append(values, 0.0)  # (no digit after the last)
 
 
 def _mnist(line: _Line, pick: np.ndarray) -> np.ndarray:
@@ -450,3 +490,9 @@ def _mnist(line: _Line, pick: np.ndarray) -> np.ndarray:
     crop = np.zeros((int(ys.max()) + 1 - top, int(xs.max()) + 1 - left), dtype=np.float32)
     crop[ys - top, xs - left] = line.values[pick]
     return place_by_mass(fit_box(normalize_stroke(crop)))
+
+
+def line_raster(ink: np.ndarray) -> np.ndarray:
+    """The kept ink of an ink map as one line (rows x columns along the slant, so that slanted
+    digits stand upright), cropped to the ink: what the line reader reads."""
+    return _line(ink).raster

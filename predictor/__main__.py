@@ -23,6 +23,7 @@ from predictor.engines import Answer, Engine, EngineError, Prediction, RemoteEng
 from predictor.inputs import Entry, expand
 
 DEFAULT_MODEL = os.path.join("models", "mnist_cnn.pth")
+DEFAULT_LINE_READER = os.path.join("models", "mnist_lines.pth")  # used for --read when present
 MAX_FILE_BYTES = 64 * 1024 * 1024
 PROGRESS_MIN_FILES = 20
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_ENGINE = 0, 1, 2, 3
@@ -49,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", help=f"checkpoint for local mode (default {DEFAULT_MODEL})")
     parser.add_argument("--device", help="local mode: auto (CUDA if present; default), cpu, cuda")
+    parser.add_argument(
+        "--line-reader",
+        help="local mode, --read: the line reader that counts a number's digits (default "
+        f"{DEFAULT_LINE_READER} when it exists)",
+    )
     parser.add_argument(
         "--url",
         help="send the images to the service at this URL instead, e.g. http://localhost:8000",
@@ -113,8 +119,10 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     if args.url is not None:
         if not args.url.startswith(("http://", "https://")):
             parser.error(f"--url must start with http:// or https:// (got {args.url!r})")
-        if args.model is not None or args.device is not None:
-            parser.error("--model and --device are for local mode; the service has its own model")
+        if args.model is not None or args.device is not None or args.line_reader is not None:
+            parser.error(
+                "--model, --device and --line-reader are for local mode; the service has its own"
+            )
     if args.figure is not None:
         suffix = os.path.splitext(args.figure)[1].lower().lstrip(".")
         if suffix not in figure.FORMATS:
@@ -170,7 +178,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from predictor.local import LocalEngine  # torch: only for local mode
 
-            engine = LocalEngine(args.model or DEFAULT_MODEL, args.device or "auto")
+            line_reader = args.line_reader or (
+                DEFAULT_LINE_READER if os.path.isfile(DEFAULT_LINE_READER) else None
+            )
+            engine = LocalEngine(args.model or DEFAULT_MODEL, args.device or "auto", line_reader)
     except EngineError as exc:
         print(f"mnist-predict: {exc}", file=sys.stderr)
         return EXIT_NO_ENGINE

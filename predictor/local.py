@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from digitcore.checkpoint import CheckpointError, file_sha256
+from digitcore.line_reader import LineReaderError
 from digitcore.model import resolve_device
 from predictor.engines import (
     Answer,
@@ -23,15 +24,20 @@ from service.pipeline import DigitModel, InputRejected, NumberUpload, Upload
 class LocalEngine:
     """The checkpoint loaded once, here; each chunk goes through the pipeline as one batch."""
 
-    def __init__(self, model_path: str | os.PathLike[str], device: str = "auto") -> None:
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        device: str = "auto",
+        line_reader: str | os.PathLike[str] | None = None,
+    ) -> None:
         try:
             self.device = resolve_device(device)
         except (ValueError, RuntimeError) as exc:
             raise EngineError(str(exc)) from None
         try:
-            self.pipeline = DigitModel.load(model_path, self.device)
+            self.pipeline = DigitModel.load(model_path, self.device, line_reader=line_reader)
             sha256 = file_sha256(model_path)
-        except (CheckpointError, OSError) as exc:
+        except (CheckpointError, LineReaderError, OSError) as exc:
             raise EngineError(str(exc)) from None
         checkpoint = self.pipeline.checkpoint
         summary = describe_model(checkpoint.metadata, checkpoint.architecture, sha256)

@@ -15,6 +15,7 @@
 #
 # Needs root and the project's virtualenv. Environment (all optional):
 #   SMOKE_TRAIN_ARGS      trainer flags, e.g. "--epochs 1" (default: none, the full recipe)
+#   SMOKE_LINES_ARGS      line reader trainer flags (default: a quick one, 2,000 rows, 1 epoch)
 #   SMOKE_CACHE           base image tarball, wheelhouse and tools (default build/docker)
 #   SMOKE_STORAGE_DRIVER  force a storage driver (default: dockerd's choice, overlay2 here)
 #   DEBIAN_MIRROR         the Debian mirror for debootstrap (default: read from apt's sources)
@@ -25,6 +26,7 @@ DOCKER_TOOLS=$SMOKE_CACHE/tools
 # shellcheck source=scripts/docker-tools.sh
 source "$REPO/scripts/docker-tools.sh"
 SMOKE_TRAIN_ARGS=${SMOKE_TRAIN_ARGS-}
+SMOKE_LINES_ARGS=${SMOKE_LINES_ARGS---rows 2000 --validation-rows 200 --epochs 1}
 BASE_TAG=mnist-smoke-base:bookworm
 START=$SECONDS
 WORK="" DOCKERD_PID="" HTTP_PID="" UP_DONE="" NET_BEFORE=""
@@ -191,9 +193,9 @@ docker compose run --rm --no-deps -v "$WORK/mnist:/seed:ro" trainer \
 say "MNIST volume seeded from the host's copy"
 
 API_PORT=$(free_port)
-export API_PORT TRAIN_ARGS=$SMOKE_TRAIN_ARGS
-say "docker compose up --wait (API on localhost:$API_PORT, TRAIN_ARGS='$TRAIN_ARGS')"
-docker compose up --wait --wait-timeout 900 >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; fail "up"; }
+export API_PORT TRAIN_ARGS=$SMOKE_TRAIN_ARGS LINES_ARGS=$SMOKE_LINES_ARGS
+say "docker compose up --wait (API on localhost:$API_PORT, TRAIN_ARGS='$TRAIN_ARGS', LINES_ARGS='$LINES_ARGS')"
+docker compose up --wait --wait-timeout 1200 >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; fail "up"; }
 say "up: $(docker compose logs --no-color trainer | grep -o 'saved .*')"
 
 # --- checks -------------------------------------------------------------------------------------
@@ -235,9 +237,20 @@ print("digit %d: answered %d, confidence %.3f" % (expected, answer["digit"], ans
     say "$verdict"
 done
 
+reader=$(curl -sS --fail-with-body "http://localhost:$API_PORT/model" | "$PYTHON" -c '
+import json, sys
+line_reader = json.load(sys.stdin)["line_reader"]
+assert line_reader, "GET /model: no line reader"
+print(line_reader["path"])
+') || fail "the api serves no line reader for /read"
+say "line reader served: $reader"
+
 say "second docker compose up --wait: must not train again"
 docker compose up --wait --wait-timeout 300 >"$WORK/up2.log" 2>&1 || { cat "$WORK/up2.log" >&2; fail "second up"; }
-docker compose logs --no-color trainer | grep -q "there already, not training" || fail "the second up trained again"
+trained=$(docker compose logs --no-color trainer)
+for file in mnist_cnn.pth mnist_lines.pth; do
+    grep -q "$file is there already, not training" <<<"$trained" || fail "the second up trained $file again"
+done
 
 say "docker compose down -v"
 docker compose down -v --remove-orphans >"$WORK/down.log" 2>&1 || { cat "$WORK/down.log" >&2; fail "down"; }

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from digitcore.line_reader import DEFAULT_LINE_READER
+
 MIB = 1024 * 1024
 MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -20,6 +22,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", protected_namespaces=())
 
     model_path: Path = Field(Path("models/mnist_cnn.pth"), description="checkpoint to serve")
+    line_reader_path: Path = Field(
+        DEFAULT_LINE_READER,
+        description="line reader that counts a number's digits for /read (trainer.lines); "
+        "when the file is absent, /read cuts numbers by the digit model alone",
+    )
     device: str = Field(
         "auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto (CUDA if present), cpu, cuda"
     )

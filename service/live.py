@@ -22,6 +22,7 @@ from PIL import Image
 
 from digitcore import IMAGE_SIZE
 from digitcore.checkpoint import CheckpointError, file_sha256
+from digitcore.line_reader import LineReaderError
 from digitcore.model import count_parameters, resolve_device
 from digitcore.preprocess import to_tensor
 from service.config import Settings
@@ -61,10 +62,16 @@ def load_checked(settings: Settings) -> tuple[DigitModel, ModelInfo]:
         device = resolve_device(settings.device)
     except ValueError as exc:
         raise ModelUnusable(f"DEVICE={settings.device}: {exc}") from None
+    line_reader = settings.line_reader_path if settings.line_reader_path.is_file() else None
+    if line_reader is None:
+        log.warning("no line reader at %s: /read cuts numbers by the digit model alone",
+                    settings.line_reader_path)  # fmt: skip
     try:
-        digit_model = DigitModel.load(settings.model_path, device, settings.max_image_pixels)
+        digit_model = DigitModel.load(
+            settings.model_path, device, settings.max_image_pixels, line_reader
+        )
         sha256 = file_sha256(settings.model_path)
-    except CheckpointError as exc:
+    except (CheckpointError, LineReaderError) as exc:
         raise ModelUnusable(str(exc)) from None
     except OSError as exc:
         raise ModelUnusable(f"checkpoint {settings.model_path}: {exc.strerror or exc}") from None
@@ -88,6 +95,13 @@ def load_checked(settings: Settings) -> tuple[DigitModel, ModelInfo]:
         created=meta.get("created"),
         loaded_at=datetime.now(UTC).isoformat(timespec="seconds"),
         metadata=meta,
+        line_reader=None
+        if line_reader is None or digit_model.line_reader is None
+        else {
+            "path": str(line_reader),
+            "sha256": file_sha256(line_reader),
+            "metadata": digit_model.line_reader.metadata,
+        },
     )
     return digit_model, info
 

@@ -35,6 +35,7 @@ from digitcore.errors import (
     TooManyDigitsError,
     UnsupportedImageError,
 )
+from digitcore.line_reader import LineReading, load_line_reader, pooled
 from digitcore.model import Digit, predict_probabilities
 from digitcore.preprocess import (
     DEFAULT_MAX_PIXELS,
@@ -148,8 +149,10 @@ class DigitModel:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         checkpoint: Checkpoint | None = None,
         path: str = "(in memory)",
+        line_reader: LineReading | None = None,
     ) -> None:
         self.model = model.eval()
+        self.line_reader = line_reader  # counts the digits of a number for /read (optional)
         self.serving_model = ServingDigit(model) if type(model) is Digit else model
         self.path = path
         self.device = next(model.parameters()).device
@@ -164,10 +167,13 @@ class DigitModel:
         path: str | os.PathLike[str],
         device: torch.device,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        line_reader: str | os.PathLike[str] | None = None,
     ) -> DigitModel:
-        """Load the checkpoint at ``path`` (a :class:`CheckpointError` says what is wrong)."""
+        """Load the checkpoint at ``path`` (a :class:`CheckpointError` says what is wrong) and
+        the line reader at ``line_reader``, when given (a :class:`LineReaderError`)."""
         model, checkpoint = load_model(path, device)
-        return cls(model, max_pixels, checkpoint, os.fspath(path))
+        reader = load_line_reader(line_reader, device) if line_reader is not None else None
+        return cls(model, max_pixels, checkpoint, os.fspath(path), reader)
 
     def preprocess(self, uploads: Sequence[Upload | Normalized]) -> list[Prepared | InputRejected]:
         """Each upload -> its :class:`~digitcore.preprocess.Prepared` tensor and image, or its
@@ -230,14 +236,16 @@ class DigitModel:
         """The number in a picture: its digits left to right, boxes in the upload's pixels."""
         try:
             image = decode_image(upload.data, self.max_pixels, gray=True)
-            found = read_digits(image, self.score, MAX_NUMBER_DIGITS)
+            found = read_digits(image, self.score, MAX_NUMBER_DIGITS, self.line_reader)
         except Exception as exc:
             return rejection(exc)
         width, height = upright_size(upload.data)
         scale_x, scale_y = width / image.width, height / image.height
-        rows = self.score([digit.mnist for digit in found]).tolist()
+        rows = self.score([digit.mnist for digit in found])
         digits = []
-        for digit, probabilities in zip(found, rows, strict=True):
+        for digit, classified in zip(found, rows, strict=True):
+            both = classified if digit.line is None else pooled(classified, digit.line)
+            probabilities = both.tolist()
             x0, y0, x1, y1 = digit.box
             best = max(range(len(probabilities)), key=probabilities.__getitem__)
             digits.append(

@@ -158,6 +158,11 @@ class ModelInfo(BaseModel):
                     "created": "2026-01-01T12:00:00+00:00",
                     "loaded_at": "2026-01-02T08:30:00+00:00",
                     "metadata": {"architecture": "Digit", "test_accuracy": 0.9912, "epochs": 5},
+                    "line_reader": {
+                        "path": "models/mnist_lines.pth",
+                        "sha256": "9b01d2...77c4",
+                        "metadata": {"validation_exact": 0.93, "rows": 30000},
+                    },
                 }
             ]
         },
@@ -188,6 +193,11 @@ class ModelInfo(BaseModel):
     created: str | None = Field(None, description="when the checkpoint was written (ISO 8601)")
     loaded_at: str | None = Field(None, description="when this process loaded it (ISO 8601)")
     metadata: dict[str, Any] = Field(description="the training metadata stored in the checkpoint")
+    line_reader: dict[str, Any] | None = Field(
+        None,
+        description="the line reader that counts a number's digits for /read: its path, sha256 "
+        "and training metadata (null: none, /read cuts by the digit model alone)",
+    )
 
 
 class Health(BaseModel):

@@ -21,8 +21,9 @@ from matplotlib.ft2font import FT2Font
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
-from testkit.realistic import SHEETS, _encode, _on_sheet, _paste
+from testkit.realistic import _paste
 from trainer.outliers import FONT_FOLDER, LOOKALIKE_LETTERS
+from trainer.sheets import SHEETS, encode, on_sheet
 
 SEED = 7
 HELD_OUT_FONTS = (  # every matplotlib face with Latin letters the trainer never uses
@@ -87,9 +88,9 @@ def _as_upload(ink: np.ndarray, rng: np.random.Generator, background: str) -> by
         side = int(max(ink.shape) * rng.uniform(1.6, 2.6))
         canvas = np.zeros((side, side), dtype=np.float32)
         _paste(canvas, ink, rng)
-        return _encode(np.repeat((255 * (1 - canvas))[..., None], 3, axis=2), "PNG", mode="RGB")
+        return encode(np.repeat((255 * (1 - canvas))[..., None], 3, axis=2), "PNG", mode="RGB")
     pad = int(max(ink.shape) * rng.uniform(0.1, 0.4))
-    return _on_sheet(np.pad(ink, pad), rng, background)
+    return on_sheet(np.pad(ink, pad), rng, background)
 
 
 # --- fonts ----------------------------------------------------------------------------------

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from digitcore.preprocess import to_tensor
-from testkit.realistic import _on_sheet
 from trainer.number_lines import handwritten, jitter, lay_out, printed, shear
+from trainer.sheets import on_sheet
 
 SEED = 2031
 FAMILIES = ("apart", "touching")
@@ -91,5 +91,5 @@ def _sample(rng, images, labels, gap: Callable[[np.random.Generator, int], int])
     gaps = [gap(rng, height) for _ in glyphs[1:]]
     margins = tuple(int(rng.integers(height // 3, 3 * height // 2)) for _ in range(4))
     ink, boxes = lay_out(glyphs, gaps, drops, margins)
-    data = _on_sheet(ink, rng, SHEETS[int(rng.integers(len(SHEETS)))])
+    data = on_sheet(ink, rng, SHEETS[int(rng.integers(len(SHEETS)))])
     return data, number, boxes

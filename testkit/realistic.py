@@ -9,7 +9,6 @@ upload (PNG or JPEG bytes). Used by the tests (through the real HTTP API) and by
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ from PIL import Image
 from scipy import ndimage
 
 from trainer.number_lines import digit_ink, ink_box
+from trainer.sheets import SHEETS, coloured, encode, on_sheet, paper_photo
 
 SEED = 2024
 
@@ -28,13 +28,6 @@ class Sample:
     label: int
     name: str
     box: tuple[int, int, int, int]  # the ink's box (x0, y0, x1, y1) in the upright upload
-
-
-def _encode(pixels: np.ndarray, fmt: str, mode: str | None = None, **options) -> bytes:
-    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), mode=mode)
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **options)
-    return buffer.getvalue()
 
 
 def _paste(
@@ -48,20 +41,6 @@ def _paste(
     np.maximum(region, patch, out=region)
 
 
-def _paper(rng: np.random.Generator, shape: tuple[int, int], ink: np.ndarray) -> np.ndarray:
-    """Dark ink on lit paper: lighting gradient, texture, sensor noise; float RGB 0-255."""
-    h, w = shape
-    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
-    angle = rng.uniform(0, 2 * np.pi)
-    light = 0.72 + 0.22 * (np.cos(angle) * xx + np.sin(angle) * yy) / 1.4
-    texture = ndimage.gaussian_filter(rng.normal(0, 0.04, shape), 1.5)
-    paper = light + texture
-    ink_level = rng.uniform(0.08, 0.3)
-    gray = paper * (1 - ink) + ink_level * ink + rng.normal(0, 0.02, shape)
-    tint = np.array([1.0, rng.uniform(0.95, 1.0), rng.uniform(0.85, 0.97)])
-    return gray[..., None] * tint * 255
-
-
 def photo(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
     """Ink on paper, photographed: off-centre, small tilt, uneven light, noise, JPEG."""
     size = int(rng.integers(120, 260))
@@ -69,9 +48,9 @@ def photo(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
     h, w = 480, 640
     canvas = np.zeros((h, w), dtype=np.float32)
     _paste(canvas, ink, rng)
-    return _encode(_paper(rng, (h, w), canvas), "JPEG", quality=int(rng.integers(60, 90))), _box(
-        canvas
-    )
+    return encode(
+        paper_photo(rng, (h, w), canvas), "JPEG", quality=int(rng.integers(60, 90))
+    ), _box(canvas)
 
 
 def canvas_transparent(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
@@ -79,7 +58,7 @@ def canvas_transparent(digit: np.ndarray, rng: np.random.Generator) -> tuple[byt
     ink = digit_ink(digit, 280)
     rgba = np.zeros((280, 280, 4), dtype=np.float32)
     rgba[..., 3] = ink * 255
-    return _encode(rgba, "PNG", mode="RGBA"), _box(ink)
+    return encode(rgba, "PNG", mode="RGBA"), _box(ink)
 
 
 def canvas_white(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
@@ -88,7 +67,7 @@ def canvas_white(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tu
     canvas = np.zeros((400, 400), dtype=np.float32)
     _paste(canvas, digit_ink(digit, size), rng)
     gray = 255 * (1 - canvas)
-    return _encode(np.repeat(gray[..., None], 3, axis=2), "PNG", mode="RGB"), _box(canvas)
+    return encode(np.repeat(gray[..., None], 3, axis=2), "PNG", mode="RGB"), _box(canvas)
 
 
 def marker(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
@@ -97,7 +76,7 @@ def marker(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
     canvas = np.zeros((360, 360), dtype=np.float32)
     _paste(canvas, ink, rng, margin=20)
     gray = 250 * (1 - canvas) + 15 * canvas
-    return _encode(gray, "PNG", mode="L"), _box(canvas)
+    return encode(gray, "PNG", mode="L"), _box(canvas)
 
 
 def pencil(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
@@ -106,7 +85,7 @@ def pencil(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
     ink = 0.6 * ink
     canvas = np.zeros((380, 380), dtype=np.float32)
     _paste(canvas, ink, rng, margin=20)
-    return _encode(_paper(rng, canvas.shape, canvas), "JPEG", quality=85), _box(canvas)
+    return encode(paper_photo(rng, canvas.shape, canvas), "JPEG", quality=85), _box(canvas)
 
 
 def non_square(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
@@ -115,7 +94,7 @@ def non_square(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tupl
     size = int(rng.integers(110, 180))
     canvas = np.zeros((h, w), dtype=np.float32)
     _paste(canvas, digit_ink(digit, size), rng)
-    return _encode(_paper(rng, (h, w), canvas), "PNG", mode="RGB"), _box(canvas)
+    return encode(paper_photo(rng, (h, w), canvas), "PNG", mode="RGB"), _box(canvas)
 
 
 def phone(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
@@ -125,11 +104,11 @@ def phone(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
     h, w = 4000, 3000
     canvas = np.zeros((h, w), dtype=np.float32)
     _paste(canvas, ink, rng, margin=200)
-    rgb = _paper(rng, (h, w), canvas)
+    rgb = paper_photo(rng, (h, w), canvas)
     stored = np.rot90(rgb, k=1)  # the sensor's orientation; EXIF 6 turns it back upright
     exif = Image.Exif()
     exif[0x0112] = 6
-    data = _encode(np.ascontiguousarray(stored), "JPEG", quality=85, exif=exif.tobytes())
+    data = encode(np.ascontiguousarray(stored), "JPEG", quality=85, exif=exif.tobytes())
     return data, _box(canvas)
 
 
@@ -152,51 +131,6 @@ def _cropped(pixels: np.ndarray, ink: np.ndarray, margins: tuple[int, int, int, 
     return pixels[y0:y1, x0:x1], box
 
 
-def _on_sheet(ink: np.ndarray, rng: np.random.Generator, kind: str) -> tuple[bytes, str]:
-    """``ink`` (in [0, 1]) on one of the backgrounds people send, encoded as they send it."""
-    if kind == "photo":
-        return _encode(_paper(rng, ink.shape, ink), "JPEG", quality=int(rng.integers(60, 92)))
-    if kind == "scan":
-        level = rng.uniform(228, 250)
-        gray = level * (1 - ink) + rng.uniform(10, 50) * ink + rng.normal(0, 2.5, ink.shape)
-        return (
-            _encode(gray, "JPEG", quality=90, mode="L")
-            if rng.random() < 0.5
-            else _encode(gray, "PNG", mode="L")
-        )
-    if kind == "canvas_white":
-        return _encode(np.repeat((255 * (1 - ink))[..., None], 3, axis=2), "PNG", mode="RGB")
-    if kind == "canvas_transparent":
-        rgba = np.zeros((*ink.shape, 4), dtype=np.float32)
-        rgba[..., 3] = ink * 255
-        return _encode(rgba, "PNG", mode="RGBA")
-    if kind == "pencil":
-        thin = ndimage.grey_erosion(ink, size=(max(2, ink.shape[0] // 45),) * 2)
-        return _encode(_paper(rng, ink.shape, 0.6 * thin), "JPEG", quality=85)
-    if kind == "coloured":
-        return _encode(_coloured(rng, ink), "JPEG", quality=int(rng.integers(70, 95)))
-    raise ValueError(kind)
-
-
-SHEETS = ("photo", "scan", "canvas_white", "canvas_transparent", "pencil", "coloured")
-PAPERS = {  # paper colours people write on: white, cream, yellow, pink, blue, green, kraft
-    "cream": (245, 238, 215), "yellow": (250, 238, 140), "pink": (250, 205, 215),
-    "blue": (190, 215, 245), "green": (200, 235, 195), "kraft": (200, 165, 120),
-}  # fmt: skip
-PENS = {"black": (25, 25, 30), "blue": (25, 45, 150), "red": (170, 30, 35), "green": (20, 90, 40)}
-
-
-def _coloured(rng: np.random.Generator, ink: np.ndarray) -> np.ndarray:
-    """Coloured or off-white paper, a coloured pen, light and noise: float RGB 0-255."""
-    paper = np.array(PAPERS[rng.choice(list(PAPERS))], dtype=np.float32)
-    pen = np.array(PENS[rng.choice(list(PENS))], dtype=np.float32)
-    h, w = ink.shape
-    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
-    light = 0.85 + 0.15 * (xx * rng.uniform(-1, 1) + yy * rng.uniform(-1, 1))
-    rgb = (paper * (1 - ink[..., None]) + pen * ink[..., None]) * light[..., None]
-    return rgb + rng.normal(0, 3, (h, w, 1))
-
-
 def _digit_ink(digit: np.ndarray, rng: np.random.Generator, low: int, high: int) -> np.ndarray:
     """The digit as ink of a random size, slightly tilted, padded with room around it."""
     size = int(rng.integers(low, high))
@@ -209,7 +143,7 @@ def tight_crop(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tupl
     """Any background, cropped to the ink with 0-5 px on each side (a cropping tool's result)."""
     ink = _digit_ink(digit, rng, 40, 360)
     crop, box = _cropped(ink, ink, tuple(int(m) for m in rng.integers(0, 6, 4)))
-    return _on_sheet(crop, rng, rng.choice(SHEETS)), box
+    return on_sheet(crop, rng, rng.choice(SHEETS)), box
 
 
 def cut_by_frame(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
@@ -218,7 +152,7 @@ def cut_by_frame(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tu
     margins = rng.integers(0, 4, 4)
     margins[rng.choice(4, size=int(rng.integers(1, 3)), replace=False)] = -rng.integers(1, 3)
     crop, box = _cropped(ink, ink, tuple(int(m) for m in margins))
-    return _on_sheet(crop, rng, rng.choice(SHEETS)), box
+    return on_sheet(crop, rng, rng.choice(SHEETS)), box
 
 
 def frame_filling(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
@@ -229,7 +163,7 @@ def frame_filling(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, t
     )
     crop, box = _cropped(ink, ink, tuple(int(m) for m in rng.integers(0, 4, 4)))
     kind = rng.choice(["photo", "scan", "canvas_white", "canvas_transparent", "coloured"])
-    return _on_sheet(crop, rng, kind), box
+    return on_sheet(crop, rng, kind), box
 
 
 def _margins(rng: np.random.Generator, size: int) -> tuple[int, int, int, int]:
@@ -262,14 +196,14 @@ def ruled_paper(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tup
         x = int(rng.integers(w // 8, w - w // 8))
         lines[:, x : x + thickness + 1] = 1
     crop_margins = _margins(rng, ink.shape[0] // 3)
-    paper = _paper(rng, ink.shape, np.zeros_like(ink))
+    paper = paper_photo(rng, ink.shape, np.zeros_like(ink))
     line_rgb = np.array([150, 180, 225], dtype=np.float32) * rng.uniform(0.9, 1.05)
     strength = rng.uniform(0.4, 0.8) * ndimage.gaussian_filter(lines, 0.6)
     paper = paper * (1 - strength[..., None]) + line_rgb * strength[..., None]
     level = rng.uniform(20, 70)
     rgb = paper * (1 - ink[..., None]) + level * ink[..., None]
     crop, box = _cropped(rgb, ink, crop_margins)
-    return _encode(crop, "JPEG", quality=int(rng.integers(70, 92))), box
+    return encode(crop, "JPEG", quality=int(rng.integers(70, 92))), box
 
 
 def shadows(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
@@ -282,16 +216,16 @@ def shadows(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
     edge = rng.uniform(-0.25, 0.25)
     softness = rng.uniform(0.01, 0.08)
     shade = 1 - rng.uniform(0.25, 0.55) / (1 + np.exp(-(along - edge) / softness))
-    rgb = _paper(rng, ink.shape, ink) * shade[..., None]
+    rgb = paper_photo(rng, ink.shape, ink) * shade[..., None]
     crop, box = _cropped(rgb, ink, _margins(rng, h // 3))
-    return _encode(crop, "JPEG", quality=int(rng.integers(70, 92))), box
+    return encode(crop, "JPEG", quality=int(rng.integers(70, 92))), box
 
 
 def coloured_paper(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
     """Coloured or off-white paper and a coloured pen, any margin."""
     ink = _large_canvas(digit, rng, 80, 260)
     crop, box = _cropped(ink, ink, _margins(rng, ink.shape[0] // 3))
-    return _encode(_coloured(rng, crop), "JPEG", quality=int(rng.integers(70, 95))), box
+    return encode(coloured(rng, crop), "JPEG", quality=int(rng.integers(70, 95))), box
 
 
 def faint_pencil(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
@@ -301,7 +235,9 @@ def faint_pencil(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tu
     thin = ndimage.grey_erosion(ink, size=(max(2, (bottom - top) // 45),) * 2)
     crop, box = _cropped(thin, ink, _margins(rng, ink.shape[0] // 3))
     faint = rng.uniform(0.22, 0.4) * crop
-    return _encode(_paper(rng, crop.shape, faint), "JPEG", quality=int(rng.integers(75, 95))), box
+    return encode(
+        paper_photo(rng, crop.shape, faint), "JPEG", quality=int(rng.integers(75, 95))
+    ), box
 
 
 SETS: dict[str, tuple[Callable[[np.ndarray, np.random.Generator], tuple[bytes, tuple]], int]] = {

@@ -1,8 +1,9 @@
 """Shared fixtures: real MNIST, a quickly trained small checkpoint, the default trained model.
 
 MNIST is fetched once (``make data`` does it; the fixture does it too if needed). The default
-model (``models/mnist_cnn.pth``) is trained by ``make test`` before pytest runs; tests that
-need it use ``default_model_path`` and fail loudly if it is missing.
+model (``models/mnist_cnn.pth``) and the line reader (``models/mnist_lines.pth``) are trained
+by ``make test`` before pytest runs; tests that need them use ``default_model_path`` and
+``default_line_reader_path`` and fail loudly if one is missing.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = ROOT / "data"
 DEFAULT_MODEL = Path(os.environ.get("MODEL_PATH", ROOT / "models" / "mnist_cnn.pth"))
+DEFAULT_LINE_READER = Path(os.environ.get("LINE_READER_PATH", ROOT / "models" / "mnist_lines.pth"))
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +68,15 @@ def default_model_path() -> Path:
     if not DEFAULT_MODEL.is_file():
         pytest.fail(f"{DEFAULT_MODEL} is missing: run `make train` (make test does it first)")
     return DEFAULT_MODEL
+
+
+@pytest.fixture(scope="session")
+def default_line_reader_path() -> Path:
+    if not DEFAULT_LINE_READER.is_file():
+        pytest.fail(
+            f"{DEFAULT_LINE_READER} is missing: run `make train-lines` (make test does it first)"
+        )
+    return DEFAULT_LINE_READER
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:

@@ -81,6 +81,44 @@ def jitter(rng: np.random.Generator) -> float:
     return float(np.tan(np.radians(rng.uniform(-4, 4))))
 
 
+def random_row(
+    rng: np.random.Generator,
+    images: np.ndarray,
+    labels: np.ndarray,
+    fonts: tuple[str, ...],
+    lengths: tuple[int, int],
+    heights: tuple[int, int],
+    touching_share: float,
+    printed_share: float,
+) -> tuple[list[np.ndarray], list[int], list[int], list[int]]:
+    """A random row to lay out: glyphs, gaps, drops and the digits. ``lengths`` digits (at
+    least, at most), ``heights`` px tall (at least, below), leaning alike; printed in one of
+    ``fonts`` (``printed_share`` of the rows) or handwritten from ``images`` (uint8 MNIST
+    digits) with their own size, lean and baseline; touching or overlapping by up to 3 px
+    (``touching_share`` of the rows), else apart by 0.05-0.5 of the height."""
+    length = int(rng.integers(lengths[0], lengths[1] + 1))
+    height = int(rng.integers(*heights))
+    slant = np.tan(np.radians(rng.uniform(-10, 20)))
+    if rng.random() < printed_share:
+        font = fonts[int(rng.integers(len(fonts)))]
+        number = [int(d) for d in rng.integers(0, 10, length)]
+        glyphs = [shear(printed(font, height, str(d)), slant) for d in number]
+        drops = [int(rng.integers(-1, 2)) for _ in number]
+    else:
+        picks = rng.choice(len(labels), size=length, replace=False)
+        number = [int(labels[i]) for i in picks]
+        glyphs = [
+            shear(handwritten(images[i], height * rng.uniform(0.85, 1.15)), slant + jitter(rng))
+            for i in picks
+        ]
+        drops = [round(height * rng.uniform(-0.08, 0.08)) for _ in picks]
+    if rng.random() < touching_share:  # 0: the inks touch; -k: they overlap by k px
+        gaps = [-int(rng.integers(0, 4)) for _ in glyphs[1:]]
+    else:
+        gaps = [round(height * rng.uniform(0.05, 0.5)) for _ in glyphs[1:]]
+    return glyphs, gaps, drops, number
+
+
 def lay_out(
     glyphs: list[np.ndarray],
     gaps: list[int],

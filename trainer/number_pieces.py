@@ -27,7 +27,7 @@ import torch
 from digitcore.errors import ImageInputError
 from digitcore.segment import candidates
 from trainer.cache import cached
-from trainer.number_lines import glyph_layers, handwritten, jitter, printed, shear
+from trainer.number_lines import glyph_layers, random_row
 from trainer.outliers import TRAINING_FONTS, fingerprint
 
 log = logging.getLogger("trainer.number_pieces")
@@ -62,7 +62,10 @@ def build_pieces(count: int, seed: int, images: np.ndarray, labels: np.ndarray) 
     while len(digits) < count or len(pieces) < count:
         rng = np.random.default_rng([seed, row])
         row += 1
-        layers, number = _row(rng, images, labels)
+        glyphs, gaps, drops, number = random_row(
+            rng, images, labels, TRAINING_FONTS, DIGITS, HEIGHT, TOUCHING_SHARE, PRINTED_SHARE
+        )
+        layers = glyph_layers(glyphs, gaps, drops, (8, 8, 8, 8))
         try:
             found = candidates(layers.max(axis=0))
         except ImageInputError:  # nothing the reader would read: no pieces
@@ -104,30 +107,3 @@ def load_pieces(
 
     content = cached(path, key, build)
     return NumberPieces(content["digits"], content["labels"], content["pieces"])
-
-
-def _row(
-    rng: np.random.Generator, images: np.ndarray, labels: np.ndarray
-) -> tuple[np.ndarray, list[int]]:
-    """One row of digits as ink, each digit on its own layer, and the digits."""
-    length = int(rng.integers(DIGITS[0], DIGITS[1] + 1))
-    height = int(rng.integers(*HEIGHT))
-    slant = np.tan(np.radians(rng.uniform(-10, 20)))
-    if rng.random() < PRINTED_SHARE:
-        font = TRAINING_FONTS[int(rng.integers(len(TRAINING_FONTS)))]
-        number = [int(d) for d in rng.integers(0, 10, length)]
-        glyphs = [shear(printed(font, height, str(d)), slant) for d in number]
-        drops = [int(rng.integers(-1, 2)) for _ in number]
-    else:
-        picks = rng.choice(len(labels), size=length, replace=False)
-        number = [int(labels[i]) for i in picks]
-        glyphs = [
-            shear(handwritten(images[i], height * rng.uniform(0.85, 1.15)), slant + jitter(rng))
-            for i in picks
-        ]
-        drops = [round(height * rng.uniform(-0.08, 0.08)) for _ in picks]
-    if rng.random() < TOUCHING_SHARE:  # 0: the inks touch; -k: they overlap by k px
-        gaps = [-int(rng.integers(0, 4)) for _ in glyphs[1:]]
-    else:
-        gaps = [round(height * rng.uniform(0.05, 0.5)) for _ in glyphs[1:]]
-    return glyph_layers(glyphs, gaps, drops, (8, 8, 8, 8)), number

@@ -256,6 +256,13 @@ class TrainingData:
     runs: Split | None = None  # the number reader's runs of one digit
 
 
+def validation_split(total: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of MNIST's training set: the ``size`` held out for validation (the same
+    whatever the run's seed), and the rest, for training."""
+    order = torch.randperm(total, generator=torch.Generator().manual_seed(VALIDATION_SEED))
+    return order[:size], order[size:]
+
+
 def load_splits(config: TrainConfig) -> TrainingData:
     """MNIST's training set split into train and a fixed validation part, the test set, and
     the non-digits (drawn once, then cached beside the data)."""
@@ -264,8 +271,7 @@ def load_splits(config: TrainConfig) -> TrainingData:
     from trainer.outliers import load_outliers
 
     images, labels = load_tensors(config.data_root, train=True)
-    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(VALIDATION_SEED))
-    held, kept = order[: config.validation_size], order[config.validation_size :]
+    held, kept = validation_split(len(labels), config.validation_size)
     train = _subset(Split(images[kept], labels[kept]), config.train_subset, config.seed)
     validation = Split(images[held], labels[held])
     test = _subset(

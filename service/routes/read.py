@@ -29,7 +29,9 @@ router = APIRouter(tags=["predict"])
     f"{MAX_NUMBER_DIGITS} handwritten or printed digits in a row, as multipart field `file` "
     f"(`curl -F file=@number.jpg`). Accepted: {FORMATS}. The answer has the number and each "
     "digit, left to right, with its confidence and its box in the uploaded image's pixels. "
-    "Digits that touch are split where the model reads them best. A picture with no digit, "
+    "A line reader first reads the whole line and says how many digits it holds; digits that "
+    "touch are then split where the model reads them best, and each digit's confidence weighs "
+    "the model's reading of its ink with the line reader's. A picture with no digit, "
     f"or with more than {MAX_NUMBER_DIGITS}, is answered 422.",
     openapi_extra=openapi_form("file", f"the picture of the number: {FORMATS}"),
 )

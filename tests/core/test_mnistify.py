@@ -18,7 +18,8 @@ from PIL import Image, ImageOps
 from digitcore.checkpoint import load_model
 from digitcore.errors import NoDigitFoundError
 from digitcore.preprocess import preprocess
-from testkit.realistic import SETS, _cropped, _digit_ink, _encode, _paper, generate
+from testkit.realistic import SETS, _cropped, _digit_ink, generate
+from trainer.sheets import encode, paper_photo
 
 PER_SET = 30
 PHONE_SAMPLES = 4  # 3000x4000 photos: slow to make
@@ -82,7 +83,7 @@ def test_cropping_closer_to_the_ink_keeps_the_digit(model, mnist_test):
 
 def sheet(ink: np.ndarray, seed: int) -> bytes:
     """``ink`` in [0, 1] photographed on paper: uneven light, texture, noise, JPEG."""
-    return _encode(_paper(np.random.default_rng(seed), ink.shape, ink), "JPEG", quality=85)
+    return encode(paper_photo(np.random.default_rng(seed), ink.shape, ink), "JPEG", quality=85)
 
 
 def digit_inks(mnist_test, count: int) -> list[tuple[np.ndarray, int]]:

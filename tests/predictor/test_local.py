@@ -124,7 +124,8 @@ def test_each_unusable_argument_gets_a_row(tmp_path, mnist_png_samples, small_ch
     [
         (["--top-k", "0"], "--top-k must be between 1 and 10"),
         (["--url", "ftp://example"], "--url must start with http://"),
-        (["--url", "http://127.0.0.1:9", "--model", "m.pth"], "--model and --device are for local"),
+        (["--url", "http://127.0.0.1:9", "--model", "m.pth"], "--line-reader are for local"),
+        (["--url", "http://127.0.0.1:9", "--line-reader", "l.pth"], "--line-reader are for local"),
         (["--figure", "out.gif"], "--figure must end in one of"),
         (["--batch-size", "0"], "--batch-size and --figure-limit must be at least 1"),
         (["--no-such-flag"], "unrecognized arguments"),
@@ -138,3 +139,10 @@ def test_usage_errors_exit_2(extra, message, capsys):
 def test_no_model_exits_3_and_says_why(tmp_path, capsys):
     assert main([str(tmp_path), "--model", str(tmp_path / "nope.pth")]) == 3
     assert f"checkpoint {tmp_path / 'nope.pth'}: file not found" in capsys.readouterr().err
+
+
+def test_a_missing_line_reader_exits_3_and_says_why(tmp_path, default_model_path, capsys):
+    missing = tmp_path / "lines.pth"
+    argv = [str(tmp_path), "--read", "--model", str(default_model_path), "--line-reader"]
+    assert main([*argv, str(missing)]) == 3
+    assert f"line reader {missing}: cannot be read" in capsys.readouterr().err

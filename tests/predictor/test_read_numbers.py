@@ -43,12 +43,18 @@ def test_read_gives_the_number_and_its_digits_per_file(number_files, default_mod
 
 
 def test_read_through_the_service_agrees_with_local(
-    number_files, default_model_path, run_json, tmp_path
+    number_files, default_model_path, default_line_reader_path, run_json, tmp_path
 ):
     folder, _ = number_files
     inputs = [str(folder), str(folder / "notes.txt")]
-    _, local, _ = run_json(["--read", "--model", str(default_model_path), *inputs])
-    with serve(tmp_path, model_path=str(default_model_path), device="cpu") as server:
+    model = ["--model", str(default_model_path), "--line-reader", str(default_line_reader_path)]
+    _, local, _ = run_json(["--read", *model, *inputs])
+    with serve(
+        tmp_path,
+        model_path=str(default_model_path),
+        line_reader_path=str(default_line_reader_path),
+        device="cpu",
+    ) as server:
         _, remote, _ = run_json(["--read", "--url", server.url, *inputs])
     assert remote.keys() == local.keys()
     for path, here in local.items():

@@ -38,6 +38,7 @@ def test_documented_defaults(clean_env):
 def test_environment_variables_override(clean_env):
     values = {
         "MODEL_PATH": "elsewhere/m.pth",
+        "LINE_READER_PATH": "elsewhere/lines.pth",
         "DEVICE": "cpu",
         "HOST": "0.0.0.0",
         "PORT": "9001",

