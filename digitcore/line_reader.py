@@ -33,7 +33,7 @@ STRIDE = 4  # columns of the line per step of the reading
 BLANK = 10  # CTC's "no digit here" class, after the ten digits
 DEFAULT_LINE_READER = Path("models/mnist_lines.pth")
 FORMAT = "mnist-line-reader"
-LINE_WEIGHT = 0.9  # the line reader's weight when pooled with the classifier (chosen on
+LINE_WEIGHT = 0.5  # the line reader's weight when pooled with the classifier (chosen on
 # number sets drawn from the validation digits, bench/line_weight.py)
 VERSION = 1
 
