@@ -27,8 +27,9 @@ picture goes through the single-digit pipeline's decode, paper model and ink map
 5. Where neighbours touch, the right cuts are often missing and a wrong tiling can win. A
    line reader (:mod:`digitcore.line_reader`), when given, reads the whole line without cuts;
    the tiling then holds as many digits as it read, where the candidate cuts allow that many
-   (else the best tiling of any count stands), and each digit carries what the line reader
-   read there, to be weighed with the classifier's reading of its cut-out ink.
+   (else the best tiling of any count stands), the k-th run valued by how likely the
+   classifier and the line reader's k-th digit agree on it; each digit carries what the line
+   reader read there, to be weighed with the classifier's reading of its cut-out ink.
 """
 
 from __future__ import annotations

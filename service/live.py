@@ -96,7 +96,7 @@ def load_checked(settings: Settings) -> tuple[DigitModel, ModelInfo]:
         loaded_at=datetime.now(UTC).isoformat(timespec="seconds"),
         metadata=meta,
         line_reader=None
-        if line_reader is None or digit_model.line_reader is None
+        if line_reader is None
         else {
             "path": str(line_reader),
             "sha256": file_sha256(line_reader),
