@@ -9,8 +9,11 @@ checkpoints, their reports and logs stay); ``--parallel`` runs that many at
 once, each with one torch thread (``OMP_NUM_THREADS=1``), so they do not fight over cores.
 From each checkpoint's metadata it reads MNIST test and validation accuracy (the checkpoint
 is the moving average after the last epoch: chosen without the test set), the calibration
-error, the unseen non-digits flagged and their AUROC, and the mean corrupted accuracy, then
-prints one row per seed and the mean and standard deviation (n - 1) of each.
+error, the unseen non-digits flagged and their AUROC, and the mean corrupted accuracy; it
+also sends the held-out non-digits of :mod:`testkit.nondigits` (other fonts and shapes)
+through each checkpoint's serving pipeline, in process, and counts those answered
+``is_digit: false`` or refused. It prints one row per seed and the mean and standard
+deviation (n - 1) of each.
 """
 
 from __future__ import annotations
@@ -25,8 +28,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 from digitcore.atomic import atomic_write
 from digitcore.checkpoint import load_checkpoint
+from service.pipeline import DigitModel, InputRejected, Upload
+from testkit.nondigits import NonDigit, nondigit_uploads
 
 COLUMNS = {
     "test_accuracy": lambda m: m["test_accuracy"],
@@ -36,12 +43,23 @@ COLUMNS = {
     "nondigits_auroc": lambda m: m["nondigits"]["auroc"],
     "corrupted_accuracy": lambda m: m["corruptions"]["mean_accuracy"],
     "corrupted_ece": lambda m: m["corruptions"]["mean_ece"],
+    "held_out_flagged": lambda m: m["held_out_flagged"],
     "training_seconds": lambda m: m["training_seconds"],
 }
 
 
+def held_out_flagged(path: Path, others: list[NonDigit]) -> float:
+    """The share of ``others`` that the checkpoint at ``path``, served, does not take for a
+    digit (``is_digit: false``, or refused as blank)."""
+    model = DigitModel.load(path, torch.device("cpu"))
+    answers = model([Upload(other.data) for other in others])
+    return sum(isinstance(a, InputRejected) or not a.is_digit for a in answers) / len(answers)
+
+
 def train(seeds: list[int], parallel: int, folder: Path, data: Path) -> dict[int, dict]:
-    """Run the trainer once per seed, ``parallel`` at a time; each seed's metadata."""
+    """Run the trainer once per seed, ``parallel`` at a time; each seed's metadata, and the
+    held-out non-digits it flags."""
+    others = nondigit_uploads()
     env = {**os.environ, "OMP_NUM_THREADS": "1"} if parallel > 1 else dict(os.environ)
     pending, running, results = list(seeds), {}, {}
     while pending or running:
@@ -61,7 +79,8 @@ def train(seeds: list[int], parallel: int, folder: Path, data: Path) -> dict[int
             if process.returncode != 0:
                 tail = (folder / f"seed{seed}.log").read_text()[-2000:]
                 raise RuntimeError(f"seed {seed} failed ({process.returncode}):\n{tail}")
-            results[seed] = load_checkpoint(out).metadata
+            flagged = held_out_flagged(out, others)
+            results[seed] = load_checkpoint(out).metadata | {"held_out_flagged": flagged}
             print(f"seed {seed}: {100 * results[seed]['test_accuracy']:.2f}%", flush=True)
     return results
 
