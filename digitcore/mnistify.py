@@ -9,7 +9,8 @@ picture differs (SPEC §4):
    (a transparent canvas) is composited onto a background that contrasts with it.
 2. :func:`ink_map` — fit the background (uneven light) robustly, decide the polarity, stretch
    the contrast and zero what is within the background's noise, keeping anti-aliased edges.
-3. :func:`select_digit` — connected components: drop frames/page edges and small specks.
+3. :func:`select_digit` — connected components: drop frames/page edges, small specks and
+   the guides drawn round or under the digit (:func:`without_guides`).
 4. :func:`normalize_stroke` and :func:`fit_box` — bring very thin or very thick strokes
    towards MNIST's width, then scale the longest side to 20 px (area averaging).
 5. :func:`place_by_mass` — paste into 28x28 with the centre of mass at (14, 14).
@@ -39,10 +40,16 @@ BROAD_PAPER = 0.12  # a bright patch this deep (share of the short side) is pape
 SURE_INK = 0.45  # dark ink: darker than this share of the lit paper is ink, never paper
 FRAME_LINE = 0.05  # a line across the picture thinner than this share of it is a frame or rule
 FRAME_BAND = 0.15  # ink along a side, closer to it on average than this share, is a page edge
+BOX_SIDE = 0.8  # a box round the digit: its ink runs along this share of each of its sides
+BOX_BAND = 0.12  # within this share of the box's smaller side from that side
+BOX_CONTENT = 0.25  # a guide's content spans at least this share of it (else: specks)
+UNDERLINE = 0.2  # a rule under the digit: at most this share as high as it is wide,
+UNDER_WIDTH = 0.5  # and at least this share as wide as the digit is high
 ROUNDS = 2  # rounds of masked smoothing: the second settles the paper next to the ink
 STROKE_RANGE = (1.2, 3.0)  # MNIST's stroke width at 20 px scale, 5th-95th percentile
 STROKE_TARGET = (1.6, 2.4)
 EIGHT_NEIGHBOURS = np.ones((3, 3))
+FAINT = 0.1  # ink this faint joins no component: halos must not bridge a digit and a box
 TALL_PIECE = 0.5  # digit-sized pieces of a row: this share of the ink's height at least,
 HEAVY_PIECE = 0.25  # and this share of the heaviest piece's ink
 SAME_COLUMN = 0.3  # pieces overlapping sideways by this share of the narrower are one digit
@@ -349,6 +356,46 @@ class _Component:
                 return True
         return False
 
+    def around(self, labels: np.ndarray, others: list[_Component]) -> bool:
+        """Drawn round some of ``others`` (a form's box, a circle round an answer): a hollow
+        ring whose hole holds them, or a rectangle, closed or not, whose ink runs along all
+        four sides of what it holds."""
+        rows, cols = self.box
+        height, width = rows.stop - rows.start, cols.stop - cols.start
+        if min(height, width) < 8 or self.area > 0.5 * height * width:
+            return False
+        inside = [
+            c for c in others
+            if c.box[0].start > rows.start and c.box[0].stop < rows.stop
+            and c.box[1].start > cols.start and c.box[1].stop < cols.stop
+        ]  # fmt: skip
+        if not inside:
+            return False
+        mask = labels[self.box] == self.label
+        hole = ndimage.binary_fill_holes(mask) & ~mask
+        if all(hole[_centre(c.box, rows.start, cols.start)] for c in inside):
+            return True
+        band = max(2, round(BOX_BAND * min(height, width)))
+        sides = (
+            mask[:band].any(axis=0), mask[-band:].any(axis=0),
+            mask[:, :band].any(axis=1), mask[:, -band:].any(axis=1),
+        )  # fmt: skip
+        return all(side.mean() >= BOX_SIDE for side in sides)
+
+    def rule_under(self, others: list[_Component]) -> bool:
+        """A line drawn under the rest of the ink (an underline): thin, flat, wide, and wholly
+        below everything else."""
+        if not others:
+            return False
+        rows, cols = self.box
+        height, width = rows.stop - rows.start, cols.stop - cols.start
+        top, bottom, _, _ = _span(others)
+        return (
+            height <= UNDERLINE * width
+            and width >= UNDER_WIDTH * (bottom - top)
+            and rows.start >= bottom
+        )
+
 
 @dataclass(frozen=True)
 class Selection:
@@ -357,8 +404,9 @@ class Selection:
 
 
 def select_digit(ink: np.ndarray) -> Selection:
-    """The ink of the digit alone, cropped to its bounding box (frames and specks removed)."""
-    labels, count = ndimage.label(ink > 0, structure=EIGHT_NEIGHBOURS)
+    """The ink of the digit alone, cropped to its bounding box (frames, guides and specks
+    removed)."""
+    labels, count = ndimage.label(ink > FAINT, structure=EIGHT_NEIGHBOURS)
     boxes = ndimage.find_objects(labels)
     flat, values = labels.ravel(), ink.ravel()
     if flat.size > 4096:  # mostly background: count over the ink only (same sums, same order)
@@ -382,7 +430,7 @@ def select_digit(ink: np.ndarray) -> Selection:
         for i in range(count)
         if strong[i] > 0
     ]
-    digit_like = [c for c in parts if not c.frame_like(labels)]
+    digit_like = without_guides([c for c in parts if not c.frame_like(labels)], labels)
     if digit_like:
         parts = digit_like
     if not parts:
@@ -396,14 +444,69 @@ def select_digit(ink: np.ndarray) -> Selection:
     if max(bottom - top, right - left) < max(3, 0.04 * max(height, width)):
         raise NoDigitFoundError("no digit found: only specks, nothing the size of a digit")
     window = labels[top:bottom, left:right]
-    if count == 1:
-        keep = window > 0
-    else:
-        kept = np.zeros(count + 1, dtype=bool)
-        kept[[c.label for c in parts]] = True
-        keep = kept[window]
+    kept = np.zeros(count + 1, dtype=bool)
+    kept[[0] + [c.label for c in parts]] = True  # 0: the faint edges of what is kept
+    keep = kept[window]
     crop = np.where(keep, ink[top:bottom, left:right], 0.0).astype(np.float32)
     return Selection(crop, pieces_side_by_side(parts, bottom - top, right - left))
+
+
+def without_guides(parts: list[_Component], labels: np.ndarray) -> list[_Component]:
+    """``parts`` without the lines people draw round or under what they write: a box (one
+    stroke or several) or a circle round the digit, and a line under it. A guide alone, or
+    round or over no more than specks, stays: it is what was sent."""
+    if len(parts) < 2:
+        return parts
+    guides = [c for c in parts if c.around(labels, [o for o in parts if o is not c])]
+    guides += [c for c in _box_strokes(parts, labels) if c not in guides]
+    rest = [c for c in parts if c not in guides]
+    guides += [c for c in rest if c.rule_under([o for o in rest if o is not c])]
+    rest = [c for c in parts if c not in guides]
+    if not rest:
+        return parts
+    top, bottom, left, right = _span(rest)
+    all_top, all_bottom, all_left, all_right = _span(parts)
+    share = max((bottom - top) / (all_bottom - all_top), (right - left) / (all_right - all_left))
+    return rest if share >= BOX_CONTENT else parts
+
+
+def _span(parts: list[_Component]) -> tuple[int, int, int, int]:
+    """The box of all of ``parts``: (top, bottom, left, right), bottom and right exclusive."""
+    return (
+        min(c.box[0].start for c in parts),
+        max(c.box[0].stop for c in parts),
+        min(c.box[1].start for c in parts),
+        max(c.box[1].stop for c in parts),
+    )
+
+
+def _box_strokes(parts: list[_Component], labels: np.ndarray) -> list[_Component]:
+    """The strokes of a box drawn in pieces (corners that do not meet) round the rest: parts
+    whose ink keeps to the edges of everything's box and runs along three sides or more."""
+    top, bottom, left, right = _span(parts)
+    band = max(2, round(BOX_BAND * min(bottom - top, right - left)))
+    edges = np.zeros((4, max(bottom - top, right - left)), dtype=bool)
+    strokes = []
+    for c in parts:
+        ys, xs = np.nonzero(labels[c.box] == c.label)
+        ys, xs = ys + c.box[0].start, xs + c.box[1].start
+        near = ys < top + band, ys >= bottom - band, xs < left + band, xs >= right - band
+        if np.mean(np.logical_or.reduce(near)) < 0.9:
+            continue
+        strokes.append(c)
+        for edge, (close, along) in enumerate(
+            zip(near, (xs - left,) * 2 + (ys - top,) * 2, strict=True)
+        ):
+            edges[edge, along[close]] = True
+    lengths = (right - left,) * 2 + (bottom - top,) * 2
+    sides = sum(edges[i, :length].mean() >= BOX_SIDE for i, length in enumerate(lengths))
+    return strokes if sides >= 3 and len(strokes) < len(parts) else []
+
+
+def _centre(box: tuple[slice, slice], top: int, left: int) -> tuple[int, int]:
+    """The middle of ``box``, relative to (``top``, ``left``)."""
+    rows, cols = box
+    return (rows.start + rows.stop) // 2 - top, (cols.start + cols.stop) // 2 - left
 
 
 def pieces_side_by_side(parts: list[_Component], height: int, width: int) -> int:

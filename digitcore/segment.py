@@ -4,7 +4,8 @@ People photograph numbers (a meter reading, an amount, a year), not one digit at
 picture goes through the single-digit pipeline's decode, paper model and ink map
 (:mod:`digitcore.mnistify`); then:
 
-1. Connected components of the ink, without frames, page edges and specks (as mnistify).
+1. Connected components of the ink, without frames, page edges, specks and the boxes and
+   lines drawn round or under the number (as mnistify).
 2. The writing's slant (the median lean of its steep strokes); columns are taken along it,
    so slanted digits stand upright. The line's height ``H``: what most columns of a component
    span, or nearly the components' median height.
@@ -51,6 +52,7 @@ from digitcore.mnistify import (
     place_by_mass,
     stroke_width,
     to_luminance,
+    without_guides,
 )
 from digitcore.split_cuts import CROSSED, bent_cuts, straight_cuts
 
@@ -184,7 +186,8 @@ def number_from(probabilities: np.ndarray) -> str:
 
 
 def _components(ink: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The components that may be digits, as (ys, xs, values): no frames, edges or specks."""
+    """The components that may be digits, as (ys, xs, values): no frames, edges, guides or
+    specks."""
     labels, count = ndimage.label(ink > 0, structure=EIGHT_NEIGHBOURS)
     height, width = ink.shape
     strong = np.bincount(labels[ink >= 0.5], minlength=count + 1)  # specks of faint noise: none
@@ -200,6 +203,8 @@ def _components(ink: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarra
         found.append((_Component(index + 1, float(values.sum()), int(mask.sum()), box, touches),
                       mask, values))  # fmt: skip
     kept = [f for f in found if not f[0].frame_like(labels)] or found
+    written = {id(part) for part in without_guides([p for p, _, _ in kept], labels)}
+    kept = [f for f in kept if id(f[0]) in written]
     if not kept:
         raise NoDigitFoundError("no digit found: the image holds no clear strokes")
     sizes = np.array([[p.box[0].stop - p.box[0].start, p.box[1].stop - p.box[1].start]

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from trainer.number_lines import digit_ink, ink_box
@@ -240,6 +240,47 @@ def faint_pencil(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tu
     ), box
 
 
+def guided(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
+    """Written in a form's box (closed or drawn by hand, not quite closed), circled, or
+    underlined, the guide clear of the ink; any sheet."""
+    ink = _digit_ink(digit, rng, 90, 260)
+    top, bottom, left, right = ink_box(ink)
+    height = bottom - top
+    gap = int(rng.integers(max(3, height // 12), max(5, height // 4)))
+    pen = max(2, round(height * rng.uniform(0.015, 0.04)))
+    room = 2 * (gap + pen) + height // 2 + int(rng.integers(8, 40))
+    ink = np.pad(ink, room)
+    top, bottom, left, right = top + room, bottom + room, left + room, right + room
+    guide = Image.new("L", ink.shape[::-1], 0)
+    pen_on = ImageDraw.Draw(guide)
+    x0, y0, x1, y1 = left - gap - pen, top - gap - pen, right + gap + pen, bottom + gap + pen
+    kind = rng.choice(["box", "hand_box", "circle", "underline"])
+    if kind == "box":
+        pen_on.rectangle((x0, y0, x1, y1), outline=255, width=pen)
+    elif kind == "hand_box":  # four strokes that overshoot or fall short at the corners
+        ends = rng.integers(-pen - 3, pen + 4, (4, 2))
+        pen_on.line((x0 + ends[0, 0], y0, x1 + ends[0, 1], y0), fill=255, width=pen)
+        pen_on.line((x1, y0 + ends[1, 0], x1, y1 + ends[1, 1]), fill=255, width=pen)
+        pen_on.line((x1 - ends[2, 0], y1, x0 - ends[2, 1], y1), fill=255, width=pen)
+        pen_on.line((x0, y1 - ends[3, 0], x0, y0 - ends[3, 1]), fill=255, width=pen)
+    elif kind == "circle":  # an ellipse through the corners of the ink's box, and room
+        cx, cy = (left + right) / 2, (top + bottom) / 2
+        rx, ry = 0.72 * (right - left) + gap, 0.72 * height + gap
+        pen_on.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), outline=255, width=pen)
+    else:
+        y = bottom + gap + pen
+        slope = int(rng.integers(-gap // 2, gap // 2 + 1))
+        start, stop = left - int(rng.integers(0, 3 * gap)), right + int(rng.integers(0, 3 * gap))
+        pen_on.line((start, y, stop, y + slope), fill=255, width=pen)
+    drawn = np.maximum(ink, np.asarray(guide, dtype=np.float32) / 255)
+    margin = int(rng.integers(4, 30))
+    top, bottom, left, right = ink_box(drawn)
+    y0, x0 = max(0, top - margin), max(0, left - margin)
+    crop = drawn[y0 : bottom + margin, x0 : right + margin]
+    top, bottom, left, right = ink_box(ink)
+    return on_sheet(crop, rng, rng.choice(SHEETS)), (left - x0, top - y0, right - x0, bottom - y0)
+
+
 SETS: dict[str, tuple[Callable[[np.ndarray, np.random.Generator], tuple[bytes, tuple]], int]] = {
     "photo": (photo, 300),
     "canvas_transparent": (canvas_transparent, 300),
@@ -255,6 +296,7 @@ SETS: dict[str, tuple[Callable[[np.ndarray, np.random.Generator], tuple[bytes, t
     "shadows": (shadows, 300),
     "coloured_paper": (coloured_paper, 300),
     "faint_pencil": (faint_pencil, 300),
+    "guided": (guided, 300),
 }
 
 

@@ -13,7 +13,7 @@ import io
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageDraw, ImageOps
 
 from digitcore.checkpoint import load_model
 from digitcore.errors import NoDigitFoundError
@@ -134,6 +134,79 @@ def test_a_page_edge_or_frame_line_beside_the_digit_is_dropped(model, mnist_test
         assert ink_box(with_edge) == pytest.approx(ink_box(without), abs=1)
     digits = read(model, [sheet(framed(ink, kind), i) for i, (ink, _) in enumerate(cases)])
     assert sum(d == label for d, (_, label) in zip(digits, cases, strict=True)) >= 9
+
+
+def guided(ink: np.ndarray, kind: str, specks: bool = False) -> np.ndarray:
+    """``ink`` with a guide drawn clear of it: a closed box, a box of four strokes whose
+    corners do not meet, a circle, or a line under it; ``specks``: dust inside the guide."""
+    pad = ink.shape[0] // 3
+    ink = np.pad(ink, pad)
+    height, width = ink.shape
+    top, bottom, left, right = ink_box(ink)
+    y0, y1, x0, x1 = top - 12, bottom + 12, left - 12, right + 12
+    image = Image.new("L", (width, height), 0)
+    pen = ImageDraw.Draw(image)
+    if kind == "box":
+        pen.rectangle((x0, y0, x1, y1), outline=255, width=4)
+    elif kind == "box_of_strokes":
+        pen.line((x0 + 6, y0, x1 - 6, y0), fill=255, width=4)
+        pen.line((x1, y0 + 6, x1, y1 - 6), fill=255, width=4)
+        pen.line((x1 - 6, y1, x0 + 6, y1), fill=255, width=4)
+        pen.line((x0, y1 - 6, x0, y0 + 6), fill=255, width=4)
+    elif kind == "circle":  # through the corners of the ink's box grown by 12 px
+        cx, cy = (left + right) / 2, (top + bottom) / 2
+        rx, ry = 0.71 * (right - left) + 12, 0.71 * (bottom - top) + 12
+        pen.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), outline=255, width=4)
+    elif kind == "underline":
+        pen.line((x0, y1, x1 + 20, y1 + 3), fill=255, width=4)
+    guide = np.asarray(image, dtype=np.float32) / 255
+    if specks:
+        ink = np.zeros_like(ink)
+        ink[
+            (top + bottom) // 2 : (top + bottom) // 2 + 3,
+            (left + right) // 2 : (left + right) // 2 + 3,
+        ] = 1
+    return np.maximum(ink, guide)
+
+
+GUIDES = ["box", "box_of_strokes", "circle", "underline"]
+
+
+def alike(one: np.ndarray, other: np.ndarray) -> bool:
+    """Whether two 28x28 images hold the same strokes, give or take a pixel's shift (the
+    centre of mass rounds the other way)."""
+    return any(
+        np.corrcoef(np.roll(one, (dy, dx), axis=(0, 1)).ravel(), other.ravel())[0, 1] > 0.9
+        for dy in (-1, 0, 1)
+        for dx in (-1, 0, 1)
+    )
+
+
+@pytest.mark.parametrize("kind", GUIDES)
+def test_a_box_circle_or_line_drawn_round_or_under_the_digit_is_dropped(model, mnist_test, kind):
+    cases = digit_inks(mnist_test, 10)
+    plain = preprocess([sheet(guided(ink, "none"), i) for i, (ink, _) in enumerate(cases)])
+    drawn = [sheet(guided(ink, kind), i) for i, (ink, _) in enumerate(cases)]
+    for (_, without, *_), (_, with_guide, *_) in zip(plain, preprocess(drawn), strict=True):
+        assert ink_box(with_guide) == pytest.approx(ink_box(without), abs=1)
+        assert alike(with_guide, without)  # the same strokes, the guide gone
+    digits = read(model, drawn)
+    assert sum(d == label for d, (_, label) in zip(digits, cases, strict=True)) >= 9
+
+
+@pytest.mark.parametrize("kind", GUIDES)
+def test_a_guide_alone_or_round_specks_is_what_was_sent(mnist_test, kind):
+    ink, _ = digit_inks(mnist_test, 1)[0]
+    for specks in (False, True):
+        ((_, seen, *_),) = preprocess([sheet(guided(ink, kind, specks), 0)])
+        rows, cols = np.nonzero(seen > 0.3)
+        assert rows.max() - rows.min() >= 8 or cols.max() - cols.min() >= 8  # not a speck
+
+
+def test_a_page_edge_alone_is_not_an_error():
+    edge = framed(np.zeros((200, 200), dtype=np.float32), "page_edge")
+    for outcome in preprocess([sheet(edge, seed) for seed in range(3)]):
+        assert not isinstance(outcome, Exception) or isinstance(outcome, NoDigitFoundError)
 
 
 @pytest.mark.parametrize("size", [(480, 640), (90, 70), (300, 300)])
