@@ -136,9 +136,10 @@ def test_a_page_edge_or_frame_line_beside_the_digit_is_dropped(model, mnist_test
     assert sum(d == label for d, (_, label) in zip(digits, cases, strict=True)) >= 9
 
 
-def guided(ink: np.ndarray, kind: str, specks: bool = False) -> np.ndarray:
+def guided(ink: np.ndarray, kind: str, content: str = "digit") -> np.ndarray:
     """``ink`` with a guide drawn clear of it: a closed box, a box of four strokes whose
-    corners do not meet, a circle, or a line under it; ``specks``: dust inside the guide."""
+    corners do not meet, a circle, or a line under it; ``content`` "specks" puts a speck of
+    dust where the digit was, "none" leaves the guide alone."""
     pad = ink.shape[0] // 3
     ink = np.pad(ink, pad)
     height, width = ink.shape
@@ -160,12 +161,10 @@ def guided(ink: np.ndarray, kind: str, specks: bool = False) -> np.ndarray:
     elif kind == "underline":
         pen.line((x0, y1, x1 + 20, y1 + 3), fill=255, width=4)
     guide = np.asarray(image, dtype=np.float32) / 255
-    if specks:
+    if content != "digit":
         ink = np.zeros_like(ink)
-        ink[
-            (top + bottom) // 2 : (top + bottom) // 2 + 3,
-            (left + right) // 2 : (left + right) // 2 + 3,
-        ] = 1
+    if content == "specks":
+        ink[(top + bottom) // 2 : (top + bottom) // 2 + 3, (left + right) // 2 :][:, :3] = 1
     return np.maximum(ink, guide)
 
 
@@ -197,8 +196,8 @@ def test_a_box_circle_or_line_drawn_round_or_under_the_digit_is_dropped(model, m
 @pytest.mark.parametrize("kind", GUIDES)
 def test_a_guide_alone_or_round_specks_is_what_was_sent(mnist_test, kind):
     ink, _ = digit_inks(mnist_test, 1)[0]
-    for specks in (False, True):
-        ((_, seen, *_),) = preprocess([sheet(guided(ink, kind, specks), 0)])
+    for content in ("none", "specks"):
+        ((_, seen, *_),) = preprocess([sheet(guided(ink, kind, content), 0)])
         rows, cols = np.nonzero(seen > 0.3)
         assert rows.max() - rows.min() >= 8 or cols.max() - cols.min() >= 8  # not a speck
 
