@@ -42,6 +42,7 @@ FRAME_LINE = 0.05  # a line across the picture thinner than this share of it is 
 FRAME_BAND = 0.15  # ink along a side, closer to it on average than this share, is a page edge
 BOX_SIDE = 0.8  # a box round the digit: its ink runs along this share of each of its sides
 BOX_BAND = 0.12  # within this share of the box's smaller side from that side
+BOX_MASS = 0.15  # what a guide holds has at least this share of its ink
 BOX_CONTENT = 0.25  # a guide's content spans at least this share of it (else: specks)
 UNDERLINE = 0.2  # a rule under the digit: at most this share as high as it is wide,
 UNDER_WIDTH = 0.5  # and at least this share as wide as the digit is high
@@ -50,6 +51,7 @@ STROKE_RANGE = (1.2, 3.0)  # MNIST's stroke width at 20 px scale, 5th-95th perce
 STROKE_TARGET = (1.6, 2.4)
 EIGHT_NEIGHBOURS = np.ones((3, 3))
 FAINT = 0.1  # ink this faint joins no component: halos must not bridge a digit and a box
+FAINT_REACH = 2  # px: the faint edges this close to kept ink go with it
 TALL_PIECE = 0.5  # digit-sized pieces of a row: this share of the ink's height at least,
 HEAVY_PIECE = 0.25  # and this share of the heaviest piece's ink
 SAME_COLUMN = 0.3  # pieces overlapping sideways by this share of the narrower are one digit
@@ -369,8 +371,8 @@ class _Component:
             if c.box[0].start > rows.start and c.box[0].stop < rows.stop
             and c.box[1].start > cols.start and c.box[1].stop < cols.stop
         ]  # fmt: skip
-        if not inside:
-            return False
+        if sum(c.mass for c in inside) < BOX_MASS * self.mass:
+            return False  # a speck or a piece in a digit's loop: the ring is the writing
         mask = labels[self.box] == self.label
         hole = ndimage.binary_fill_holes(mask) & ~mask
         if all(hole[_centre(c.box, rows.start, cols.start)] for c in inside):
@@ -443,11 +445,18 @@ def select_digit(ink: np.ndarray) -> Selection:
     right = max(c.box[1].stop for c in parts)
     if max(bottom - top, right - left) < max(3, 0.04 * max(height, width)):
         raise NoDigitFoundError("no digit found: only specks, nothing the size of a digit")
-    window = labels[top:bottom, left:right]
     kept = np.zeros(count + 1, dtype=bool)
-    kept[[0] + [c.label for c in parts]] = True  # 0: the faint edges of what is kept
-    keep = kept[window]
-    crop = np.where(keep, ink[top:bottom, left:right], 0.0).astype(np.float32)
+    kept[[c.label for c in parts]] = True
+    region = (
+        slice(max(0, top - FAINT_REACH), bottom + FAINT_REACH),
+        slice(max(0, left - FAINT_REACH), right + FAINT_REACH),
+    )
+    core = kept[labels[region]]
+    edges = ndimage.binary_dilation(core, EIGHT_NEIGHBOURS, FAINT_REACH)
+    keep = core | (edges & (labels[region] == 0) & (ink[region] > 0))
+    rows, cols = np.nonzero(keep)
+    inside = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
+    crop = np.where(keep, ink[region], 0.0)[inside].astype(np.float32)
     return Selection(crop, pieces_side_by_side(parts, bottom - top, right - left))
 
 
