@@ -28,6 +28,7 @@ from scipy import ndimage
 
 from digitcore import WORKING_SIZE
 from digitcore.errors import NoDigitFoundError
+from digitcore.rules import without_rules
 
 BOX = 20
 CANVAS = 28
@@ -408,6 +409,7 @@ class Selection:
 def select_digit(ink: np.ndarray) -> Selection:
     """The ink of the digit alone, cropped to its bounding box (frames, guides and specks
     removed)."""
+    ink = without_rules(ink)
     labels, count = ndimage.label(ink > FAINT, structure=EIGHT_NEIGHBOURS)
     boxes = ndimage.find_objects(labels)
     flat, values = labels.ravel(), ink.ravel()

@@ -54,6 +54,7 @@ from digitcore.mnistify import (
     to_luminance,
     without_guides,
 )
+from digitcore.rules import without_rules
 from digitcore.split_cuts import CROSSED, bent_cuts, straight_cuts
 
 Scorer = Callable[[list[np.ndarray]], np.ndarray]  # N 28x28 [0, 1] arrays -> N x 10 probabilities
@@ -188,6 +189,7 @@ def number_from(probabilities: np.ndarray) -> str:
 def _components(ink: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The components that may be digits, as (ys, xs, values): no frames, edges, guides or
     specks."""
+    ink = without_rules(ink)
     labels, count = ndimage.label(ink > 0, structure=EIGHT_NEIGHBOURS)
     height, width = ink.shape
     strong = np.bincount(labels[ink >= 0.5], minlength=count + 1)  # specks of faint noise: none

@@ -207,6 +207,26 @@ def ruled_paper(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tup
     return encode(crop, "JPEG", quality=int(rng.integers(70, 92))), box
 
 
+def dark_rules(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
+    """Written across the grey or black rules of a printed form or a pencil-ruled sheet (as
+    dark as a light stroke of the writing, level or tilted by up to 2 degrees; now and then
+    a margin line), any margin, photographed."""
+    ink = _large_canvas(digit, rng, 120, 260)
+    h, w = ink.shape
+    spacing, thickness = int(rng.integers(22, 45)), int(rng.integers(1, 4))
+    ys, xs = np.mgrid[0:h, 0:w]
+    slope = np.tan(np.radians(rng.uniform(-2, 2)))
+    lines = ((ys - slope * xs - rng.integers(0, spacing)) % spacing < thickness).astype(np.float32)
+    if rng.random() < 0.25:  # a margin line
+        x = int(rng.integers(w // 8, w - w // 8))
+        lines[:, x : x + thickness + 1] = 1
+    rules = rng.uniform(0.25, 0.6) * ndimage.gaussian_filter(lines, 0.6)
+    crop, box = _cropped(np.maximum(ink, rules), ink, _margins(rng, h // 3))
+    return encode(
+        paper_photo(rng, crop.shape, crop), "JPEG", quality=int(rng.integers(70, 92))
+    ), box
+
+
 def shadows(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
     """A paper photo with a soft shadow (a hand or the phone) across part of it, any margin."""
     ink = _large_canvas(digit, rng, 100, 260)
@@ -298,6 +318,7 @@ SETS: dict[str, tuple[Callable[[np.ndarray, np.random.Generator], tuple[bytes, t
     "coloured_paper": (coloured_paper, 300),
     "faint_pencil": (faint_pencil, 300),
     "guided": (guided, 300),
+    "dark_rules": (dark_rules, 300),
 }
 
 
