@@ -302,6 +302,16 @@ def guided(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
     return on_sheet(crop, rng, rng.choice(SHEETS)), (left - x0, top - y0, right - x0, bottom - y0)
 
 
+def same_strokes(one: np.ndarray, other: np.ndarray) -> bool:
+    """Whether two 28x28 pictures (what the network sees) hold the same strokes, give or take
+    a pixel's shift (the centre of mass rounds the other way)."""
+    return any(
+        np.corrcoef(np.roll(one, (dy, dx), axis=(0, 1)).ravel(), other.ravel())[0, 1] > 0.9
+        for dy in (-1, 0, 1)
+        for dx in (-1, 0, 1)
+    )
+
+
 SETS: dict[str, tuple[Callable[[np.ndarray, np.random.Generator], tuple[bytes, tuple]], int]] = {
     "photo": (photo, 300),
     "canvas_transparent": (canvas_transparent, 300),

@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageOps
 from digitcore.checkpoint import load_model
 from digitcore.errors import NoDigitFoundError
 from digitcore.preprocess import preprocess
-from testkit.realistic import SETS, _cropped, _digit_ink, generate
+from testkit.realistic import SETS, _cropped, _digit_ink, generate, same_strokes
 from trainer.sheets import encode, paper_photo
 
 PER_SET = 30
@@ -171,16 +171,6 @@ def guided(ink: np.ndarray, kind: str, content: str = "digit") -> np.ndarray:
 GUIDES = ["box", "box_of_strokes", "circle", "underline"]
 
 
-def alike(one: np.ndarray, other: np.ndarray) -> bool:
-    """Whether two 28x28 images hold the same strokes, give or take a pixel's shift (the
-    centre of mass rounds the other way)."""
-    return any(
-        np.corrcoef(np.roll(one, (dy, dx), axis=(0, 1)).ravel(), other.ravel())[0, 1] > 0.9
-        for dy in (-1, 0, 1)
-        for dx in (-1, 0, 1)
-    )
-
-
 @pytest.mark.parametrize("kind", GUIDES)
 def test_a_box_circle_or_line_drawn_round_or_under_the_digit_is_dropped(model, mnist_test, kind):
     cases = digit_inks(mnist_test, 10)
@@ -188,7 +178,7 @@ def test_a_box_circle_or_line_drawn_round_or_under_the_digit_is_dropped(model, m
     drawn = [sheet(guided(ink, kind), i) for i, (ink, _) in enumerate(cases)]
     for (_, without, *_), (_, with_guide, *_) in zip(plain, preprocess(drawn), strict=True):
         assert ink_box(with_guide) == pytest.approx(ink_box(without), abs=1)
-        assert alike(with_guide, without)  # the same strokes, the guide gone
+        assert same_strokes(with_guide, without)  # the same strokes, the guide gone
     digits = read(model, drawn)
     assert sum(d == label for d, (_, label) in zip(digits, cases, strict=True)) >= 9
 

@@ -18,7 +18,7 @@ from scipy import ndimage
 from digitcore.checkpoint import load_model
 from digitcore.preprocess import preprocess
 from digitcore.rules import without_rules
-from testkit.realistic import _digit_ink
+from testkit.realistic import _digit_ink, same_strokes
 from trainer.sheets import encode, paper_photo
 
 
@@ -45,15 +45,6 @@ def on_paper(ink: np.ndarray, seed: int) -> bytes:
     return encode(paper_photo(np.random.default_rng(seed), ink.shape, ink), "PNG")
 
 
-def alike(one: np.ndarray, other: np.ndarray) -> bool:
-    """The same strokes, give or take a pixel's shift."""
-    return any(
-        np.corrcoef(np.roll(one, (dy, dx), axis=(0, 1)).ravel(), other.ravel())[0, 1] > 0.9
-        for dy in (-1, 0, 1)
-        for dx in (-1, 0, 1)
-    )
-
-
 @pytest.mark.parametrize(
     ("level", "tilt", "upright"),
     [(0.45, 0.0, False), (0.25, 0.0, False), (0.45, 2.0, False), (0.3, 0.0, True)],
@@ -67,7 +58,7 @@ def test_rules_through_the_digit_are_taken_out(model, mnist_test, level, tilt, u
         [on_paper(ruled(ink, level, tilt, upright), i) for i, (ink, _) in enumerate(cases)]
     )
     unchanged = [
-        alike(with_rules, without)
+        same_strokes(with_rules, without)
         for (_, without, *_), (_, with_rules, *_) in zip(plain, lined, strict=True)
     ]
     assert sum(unchanged) >= 9  # the same strokes: the rules gone, the digit whole
