@@ -27,7 +27,7 @@ from PIL import Image
 from digitcore.atomic import atomic_write
 from testkit.batches import batch_answers
 from testkit.nondigits import nondigit_uploads
-from testkit.realistic import SETS, generate
+from testkit.realistic import BELOW_GOAL, SETS, generate
 from testkit.servers import serve
 from trainer.calibration import auroc
 from trainer.data import fetch, load_tensors
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             other_answers = batch_answers(server.url, others)
             digit_answers = batch_answers(server.url, digits)
             sets = {}
-            for name in SETS:
+            for name in [*SETS, *BELOW_GOAL]:
                 samples = list(generate(name, images, labels))
                 answers = batch_answers(server.url, samples)
                 right = sum(

@@ -28,7 +28,7 @@ from digitcore.checkpoint import load_model
 from digitcore.errors import ImageInputError
 from digitcore.model import predict_probabilities
 from digitcore.preprocess import preprocess
-from testkit.realistic import SETS, generate, phone
+from testkit.realistic import BELOW_GOAL, SETS, generate, phone
 from trainer.data import fetch, load_tensors
 
 NAIVE = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     images, labels = (t.numpy() for t in load_tensors(args.data, train=False))
     rows = []
     print(f"{'set':20s} {'images':>6s} {'naive':>8s} {'ours':>8s}")
-    for name in SETS:
+    for name in [*SETS, *BELOW_GOAL]:
         samples = list(generate(name, images, labels, args.count))
         row = {
             "set": name,

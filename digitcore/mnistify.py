@@ -35,6 +35,10 @@ CANVAS = 28
 CENTRE = 14.0
 NOISE_FLOOR = 0.01  # minimum threshold above the background, in [0, 1] luminance units
 MIN_CONTRAST = 0.04  # ink weaker than this against the background is not ink
+SURE_STROKE = 3.0  # when the pixels this many times the noise floor are few, the ink's level
+SPARSE = 0.25  # (fewer than this share of those above the floor: a small digit on grainy
+MIN_SURE = 5  # paper) is measured on them alone, when there are this many of them
+SPECKS = 0.02  # ink spanning less than this share of the picture's longest side is specks
 ANALYSIS_SIZE = 96  # the background is modelled on a copy at most this large
 DARK_BACKGROUND_SHARE = 0.6  # the dark class is the background only when it covers more
 BROAD_PAPER = 0.12  # a bright patch this deep (share of the short side) is paper, not ink
@@ -67,6 +71,8 @@ class MnistDigit:
     mnist: np.ndarray  # 28x28 float32 in [0, 1], white ink on black, MNIST-placed
     side_by_side: int = 1  # 2 or more: a number (several digits), not one digit
     aspect: float = 1.0  # the ink's width over its height: wide ink may be digits that touch
+    box: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)  # x0, y0, x1, y1: shares
+    span: int = 0  # working pixels along the box's longer side (0: not measured)
 
 
 def mnistify(image: Image.Image) -> np.ndarray:
@@ -76,10 +82,14 @@ def mnistify(image: Image.Image) -> np.ndarray:
 
 def mnist_digit(image: Image.Image) -> MnistDigit:
     """:func:`mnistify`, also counting the digit-sized pieces of ink side by side."""
-    selection = select_digit(ink_map(to_luminance(image)))
+    ink = ink_map(to_luminance(image))
+    selection = select_digit(ink)
     mnist = place_by_mass(fit_box(normalize_stroke(selection.crop)))
     height, width = selection.crop.shape
-    return MnistDigit(mnist, selection.side_by_side, width / height)
+    top, left = selection.corner
+    rows, cols = ink.shape
+    box = (left / cols, top / rows, (left + width) / cols, (top + height) / rows)
+    return MnistDigit(mnist, selection.side_by_side, width / height, box, max(height, width))
 
 
 def to_luminance(image: Image.Image) -> np.ndarray:
@@ -128,7 +138,9 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
         raise NoDigitFoundError(
             "no digit found: the image is blank (no ink against the background)"
         )
-    peak = float(np.percentile(strong, 90))
+    sure = strong[strong > SURE_STROKE * floor]
+    sparse = MIN_SURE <= sure.size < SPARSE * strong.size  # a little ink among paper grain
+    peak = float(np.percentile(sure if sparse else strong, 90))
     if peak - floor < max(MIN_CONTRAST, 2.0 * paper.noise):
         raise NoDigitFoundError("no digit found: nothing stands out from the background")
     return np.clip((ink - floor) / (peak - floor), 0.0, 1.0).astype(np.float32)
@@ -404,6 +416,7 @@ class _Component:
 class Selection:
     crop: np.ndarray  # the ink of the digit, cropped to its box
     side_by_side: int  # digit-sized pieces of ink in a row (1 for one digit)
+    corner: tuple[int, int] = (0, 0)  # the crop's top and left in the ink map
 
 
 def select_digit(ink: np.ndarray) -> Selection:
@@ -445,7 +458,7 @@ def select_digit(ink: np.ndarray) -> Selection:
     bottom = max(c.box[0].stop for c in parts)
     left = min(c.box[1].start for c in parts)
     right = max(c.box[1].stop for c in parts)
-    if max(bottom - top, right - left) < max(3, 0.04 * max(height, width)):
+    if max(bottom - top, right - left) < max(3, SPECKS * max(height, width)):
         raise NoDigitFoundError("no digit found: only specks, nothing the size of a digit")
     kept = np.zeros(count + 1, dtype=bool)
     kept[[c.label for c in parts]] = True
@@ -459,7 +472,8 @@ def select_digit(ink: np.ndarray) -> Selection:
     rows, cols = np.nonzero(keep)
     inside = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
     crop = np.where(keep, ink[region], 0.0)[inside].astype(np.float32)
-    return Selection(crop, pieces_side_by_side(parts, bottom - top, right - left))
+    corner = (region[0].start + inside[0].start, region[1].start + inside[1].start)
+    return Selection(crop, pieces_side_by_side(parts, bottom - top, right - left), corner)
 
 
 def without_guides(parts: list[_Component], labels: np.ndarray) -> list[_Component]:

@@ -21,6 +21,7 @@ from digitcore import IMAGE_SIZE, MNIST_MEAN, MNIST_STD, WORKING_SIZE
 from digitcore.errors import (
     CorruptImageError,
     ImageTooLargeError,
+    NoDigitFoundError,
     UnsupportedImageError,
 )
 from digitcore.mnistify import MnistDigit, mnist_digit, otsu_threshold
@@ -30,18 +31,21 @@ DEFAULT_MAX_PIXELS = 40_000_000
 DRAFT_SIZE = WORKING_SIZE // 2  # a large JPEG is decoded reduced, to no less than this long side
 MNIST_DARK_SHARE = 0.3  # a 28x28 picture this dark or darker is light ink on a dark ground
 MIN_INK_LEVELS = 8  # grey levels between a 28x28 picture's darkest and lightest pixel
+REREAD_SPAN = 48  # px: a digit smaller than this in the working copy is read again ...
+REREAD_GAIN = 1.5  # ... from the full picture when that has this many times the resolution,
+REREAD_MARGIN = 1.0  # ... from its box grown by this share of its size on every side
 
 
 def decode_image(
-    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, *, gray: bool = False
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, *, gray: bool = False, reduce: bool = True
 ) -> Image.Image:
     """Decode ``data`` into a loaded, upright PIL image (first frame of animations).
 
     Checks the declared size against ``max_pixels`` before decoding any pixel data, decodes
     large JPEGs reduced (``draft``: by 2, 4 or 8 in the decoder itself, to no less than
-    ``DRAFT_SIZE`` on the longest side), and applies the EXIF orientation. With ``gray``, a colour
-    JPEG is decoded to its luminance alone (what the pipeline uses), skipping the colour
-    conversion.
+    ``DRAFT_SIZE`` on the longest side; not with ``reduce=False``), and applies the EXIF
+    orientation. With ``gray``, a colour JPEG is decoded to its luminance alone (what the
+    pipeline uses), skipping the colour conversion.
     """
     if not data:
         raise UnsupportedImageError("the uploaded file is empty")
@@ -71,7 +75,7 @@ def decode_image(
         raise CorruptImageError("the image has no pixels")
     try:
         if image.format in {"JPEG", "MPO"}:
-            _draft(image, gray)
+            _draft(image, gray, reduce)
         image.seek(0)
         image.load()
         image = ImageOps.exif_transpose(image)
@@ -91,7 +95,7 @@ def upright_size(data: bytes) -> tuple[int, int]:
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
-def _draft(image: Image.Image, gray: bool) -> None:
+def _draft(image: Image.Image, gray: bool, reduce: bool = True) -> None:
     """Ask the JPEG decoder for a reduced and, with ``gray``, luminance-only decode.
 
     The decoder scales by 1/2, 1/4 or 1/8 as long as the picture keeps at least
@@ -101,11 +105,11 @@ def _draft(image: Image.Image, gray: bool) -> None:
     width, height = image.size
     longest = max(width, height)
     target = (width, height)
-    if longest > WORKING_SIZE:
+    if reduce and longest > WORKING_SIZE:
         target = (max(1, width * DRAFT_SIZE // longest), max(1, height * DRAFT_SIZE // longest))
     if gray and image.mode in ("L", "RGB"):
         image.draft("L", target)
-    elif longest > WORKING_SIZE:
+    elif reduce and longest > WORKING_SIZE:
         image.draft(image.mode if image.mode in ("L", "RGB") else "RGB", target)
 
 
@@ -171,13 +175,48 @@ def preprocess(
         try:
             image = decode_image(data, max_pixels, gray=True)
             mnist = mnist_form(image)
-            digit = MnistDigit(mnist) if mnist is not None else mnist_digit(image)
+            digit = MnistDigit(mnist) if mnist is not None else read_digit(data, image, max_pixels)
         except Exception as exc:
             results.append(exc)
             continue
         prepared = Prepared(to_tensor(digit.mnist), digit.mnist, digit.side_by_side, digit.aspect)
         results.append(prepared)
     return results
+
+
+def read_digit(data: bytes, image: Image.Image, max_pixels: int) -> MnistDigit:
+    """The digit of an upload decoded as ``image``, read again from the full picture when it
+    came out small in the working copy.
+
+    Large pictures are decoded reduced and analysed at most ``WORKING_SIZE`` long, where a
+    digit written small on a photographed page spans only a few pixels: enough to find it,
+    not to read it. Such a digit (under ``REREAD_SPAN`` working pixels, in a picture with more
+    resolution than the copy) is read again from its own part of the full picture: its box
+    grown by ``REREAD_MARGIN`` of its size on every side, decoded at full size. When that
+    finds nothing, the first reading stands.
+    """
+    digit = mnist_digit(image)
+    width, height = upright_size(data)
+    shrink = max(width, height) / min(max(image.size), WORKING_SIZE)
+    if digit.span >= REREAD_SPAN or shrink < REREAD_GAIN:
+        return digit
+    full = (
+        image
+        if image.size == (width, height)
+        else decode_image(data, max_pixels, gray=True, reduce=False)
+    )
+    x0, y0, x1, y1 = digit.box
+    grow = REREAD_MARGIN * max(x1 - x0, (y1 - y0) * height / width)
+    area = (
+        max(0, round((x0 - grow) * width)),
+        max(0, round((y0 - grow * width / height) * height)),
+        min(width, round((x1 + grow) * width)),
+        min(height, round((y1 + grow * width / height) * height)),
+    )
+    try:
+        return mnist_digit(full.crop(area))
+    except NoDigitFoundError:
+        return digit
 
 
 def preview_png(mnist: np.ndarray) -> bytes:

@@ -2,8 +2,9 @@
 
 Each set imitates one way people really send digits (SPEC §4): ink on paper photographed,
 transparent and white web canvases, thick marker, thin pencil, non-square frames, a
-phone-sized photo with an EXIF rotation, tight crops, ruled paper, shadows, coloured paper,
-faint pencil, and digits written in a box, circled or underlined. Every image is encoded as
+phone-sized photo with an EXIF rotation, a digit written small on a photographed page, tight
+crops, ruled paper, shadows, coloured paper, faint pencil, and digits written in a box,
+circled or underlined. Every image is encoded as
 the file a client would upload (PNG or JPEG bytes). Used by the tests (through the real HTTP
 API) and by ``bench/wild.py`` (naive pipeline vs ours).
 """
@@ -51,6 +52,23 @@ def photo(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
     _paste(canvas, ink, rng)
     return encode(
         paper_photo(rng, (h, w), canvas), "JPEG", quality=int(rng.integers(60, 90))
+    ), _box(canvas)
+
+
+def small_on_page(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, tuple]:
+    """A whole page photographed, the digit written small on it (its ink 2.5-6 % of the
+    picture's longer side, as a 5-15 mm digit on a sheet of A4), anywhere: a 1000-1600 px
+    JPEG, upright or across. The service analyses a reduced copy, where such a digit spans
+    only 6-30 px."""
+    long = int(rng.integers(1000, 1600))
+    short = int(long * rng.uniform(0.65, 0.8))
+    h, w = (long, short) if rng.random() < 0.5 else (short, long)
+    size = round(rng.uniform(0.025, 0.06) * long * 28 / 20)  # MNIST's ink: 20 px of 28
+    ink = ndimage.rotate(digit_ink(digit, size), rng.uniform(-6, 6), reshape=True, order=1)
+    canvas = np.zeros((h, w), dtype=np.float32)
+    _paste(canvas, np.clip(ink, 0, 1), rng)
+    return encode(
+        paper_photo(rng, (h, w), canvas), "JPEG", quality=int(rng.integers(70, 92))
     ), _box(canvas)
 
 
@@ -330,14 +348,19 @@ SETS: dict[str, tuple[Callable[[np.ndarray, np.random.Generator], tuple[bytes, t
     "guided": (guided, 300),
     "dark_rules": (dark_rules, 300),
 }
+# Kinds read below the sets' 98 % so far: the tests hold each above its own floor, and
+# bench.wild and bench.nondigits report them with the rest.
+BELOW_GOAL: dict[str, tuple[Callable, int]] = {"small_on_page": (small_on_page, 300)}
 
 
 def generate(
     name: str, images: np.ndarray, labels: np.ndarray, count: int | None = None
 ) -> Iterator[Sample]:
-    """The ``name`` set: ``count`` samples from the MNIST test images, same every run."""
-    make, default_count = SETS[name]
-    rng = np.random.default_rng([SEED, list(SETS).index(name)])
+    """The ``name`` set (of ``SETS`` or ``BELOW_GOAL``): ``count`` samples from the MNIST test
+    images, same every run."""
+    every = SETS | BELOW_GOAL
+    make, default_count = every[name]
+    rng = np.random.default_rng([SEED, list(every).index(name)])
     picks = rng.choice(len(labels), size=count or default_count, replace=False)
     for index in picks:
         data, box = make(images[index], rng)

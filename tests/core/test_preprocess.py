@@ -1,4 +1,5 @@
-"""The image pipeline: decoding errors, every mode, real-upload cases, MNIST pass-through."""
+"""The image pipeline: decoding errors, every mode, real-upload cases, MNIST pass-through, a
+digit small on a photographed page read again from the full picture."""
 
 import io
 
@@ -15,8 +16,18 @@ from digitcore.errors import (
     NoDigitFoundError,
     UnsupportedImageError,
 )
-from digitcore.mnistify import mnistify, stroke_width
-from digitcore.preprocess import decode_image, normalize, preprocess, preview_png, to_tensor
+from digitcore.mnistify import mnist_digit, mnistify, stroke_width
+from digitcore.preprocess import (
+    DEFAULT_MAX_PIXELS,
+    REREAD_SPAN,
+    decode_image,
+    normalize,
+    preprocess,
+    preview_png,
+    read_digit,
+    to_tensor,
+)
+from testkit.realistic import generate
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
@@ -185,3 +196,45 @@ def test_mnist_test_images_pass_through_without_losing_accuracy(mnist_test, defa
     assert ours >= raw_acc - 0.001
     unchanged = ((processed - raw.squeeze(1)).abs().amax((1, 2)) < 0.05).float().mean().item()
     assert unchanged > 0.85
+
+
+def test_a_digit_small_on_a_page_is_read_again_from_the_full_picture(mnist_test):
+    images, labels = (t.numpy() for t in mnist_test)
+    (sample,) = generate("small_on_page", images, labels, 1)
+    first = mnist_digit(decode_image(sample.data, gray=True))  # the working copy alone
+    again = read_digit(sample.data, decode_image(sample.data, gray=True), DEFAULT_MAX_PIXELS)
+    assert first.span < REREAD_SPAN
+    assert again.span >= 2 * first.span  # the full picture's pixels, not the copy's
+    width, height = Image.open(io.BytesIO(sample.data)).size
+    found = np.array(first.box) * [width, height, width, height]
+    assert np.abs(found - sample.box).max() < 0.02 * max(width, height)  # where the digit is
+
+
+def test_a_digit_small_on_a_page_keeps_its_answer_cropped_close(mnist_test, default_model_path):
+    """Metamorphic: the page and the same digit cropped close (a third of its width round
+    it: decoded at full size, nothing read again) give the same answer."""
+    model, _ = load_model(default_model_path)
+    images, labels = (t.numpy() for t in mnist_test)
+    samples = list(generate("small_on_page", images, labels, 60))
+
+    def answers(uploads: list[bytes]) -> list[int | None]:
+        prepared = preprocess(uploads)
+        tensors = [p.tensor for p in prepared if not isinstance(p, Exception)]
+        with torch.inference_mode():
+            digits = iter(model(torch.stack(tensors)).argmax(1).tolist())
+        return [None if isinstance(p, Exception) else next(digits) for p in prepared]
+
+    close = []
+    for sample in samples:
+        x0, y0, x1, y1 = sample.box
+        margin = (x1 - x0) // 3
+        image = Image.open(io.BytesIO(sample.data))
+        area = (max(0, x0 - margin), max(0, y0 - margin), x1 + margin, y1 + margin)
+        close.append(encode(image.crop(area), "JPEG", quality=90))
+    pairs = [
+        (a, b) for a, b in zip(answers([s.data for s in samples]), answers(close), strict=True)
+    ]
+    read = [(a, b) for a, b in pairs if a is not None]
+    assert len(read) >= 0.9 * len(samples)
+    # the page is read right 94.7 % of the time (bench.wild): below the 98 % goal so far
+    assert sum(a == b for a, b in read) / len(read) >= 0.9, read

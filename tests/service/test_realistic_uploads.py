@@ -14,7 +14,7 @@ import pytest
 
 from testkit.batches import batch_answers
 from testkit.nondigits import nondigit_uploads
-from testkit.realistic import SETS, generate
+from testkit.realistic import BELOW_GOAL, SETS, generate
 from testkit.servers import serve
 
 
@@ -36,6 +36,20 @@ def test_each_realistic_set_scores_at_least_98_percent(server, mnist_test, name)
     assert right / len(samples) >= 0.98, f"{name}: {right}/{len(samples)} right"
     digits = sum(a is not None and a["is_digit"] for a in found)
     assert digits / len(samples) >= 0.97, f"{name}: {digits}/{len(samples)} taken for digits"
+
+
+BELOW_GOAL_FLOORS = {"small_on_page": 0.92}  # measured 94.7 % (bench.wild); the goal is 98 %
+
+
+@pytest.mark.parametrize("name", list(BELOW_GOAL))
+def test_each_set_below_the_goal_stays_above_its_floor(server, mnist_test, name):
+    images, labels = (t.numpy() for t in mnist_test)
+    samples = list(generate(name, images, labels))
+    found = batch_answers(server.url, samples)
+    right = sum(
+        a is not None and a["digit"] == s.label for a, s in zip(found, samples, strict=True)
+    )
+    assert right / len(samples) >= BELOW_GOAL_FLOORS[name], f"{name}: {right}/{len(samples)}"
 
 
 def test_held_out_non_digits_are_flagged(server):
