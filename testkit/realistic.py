@@ -4,9 +4,9 @@ Each set imitates one way people really send digits (SPEC §4): ink on paper pho
 transparent and white web canvases, thick marker, thin pencil, non-square frames, a
 phone-sized photo with an EXIF rotation, a digit written small on a photographed page, tight
 crops, ruled paper, shadows, coloured paper, faint pencil, and digits written in a box,
-circled or underlined. Every image is encoded as
-the file a client would upload (PNG or JPEG bytes). Used by the tests (through the real HTTP
-API) and by ``bench/wild.py`` (naive pipeline vs ours).
+circled or underlined. Every image is encoded as the file a client would upload (PNG or JPEG
+bytes). Used by the tests (through the real HTTP API) and by ``bench/wild.py`` (naive
+pipeline vs ours).
 """
 
 from __future__ import annotations
