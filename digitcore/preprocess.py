@@ -196,9 +196,10 @@ def read_digit(data: bytes, image: Image.Image, max_pixels: int) -> MnistDigit:
     finds nothing, the first reading stands.
     """
     digit = mnist_digit(image)
+    if digit.span >= REREAD_SPAN:
+        return digit  # most uploads: the header is not read again
     width, height = upright_size(data)
-    shrink = max(width, height) / min(max(image.size), WORKING_SIZE)
-    if digit.span >= REREAD_SPAN or shrink < REREAD_GAIN:
+    if max(width, height) / min(max(image.size), WORKING_SIZE) < REREAD_GAIN:
         return digit
     full = (
         image
