@@ -7,10 +7,12 @@ picture differs (SPEC §4):
 
 1. :func:`to_luminance` — any mode to one float channel; ink that lives in the alpha channel
    (a transparent canvas) is composited onto a background that contrasts with it.
-2. :func:`ink_map` — fit the background (uneven light) robustly, decide the polarity, stretch
-   the contrast and zero what is within the background's noise, keeping anti-aliased edges.
-3. :func:`select_digit` — connected components: drop frames/page edges, small specks and
-   the guides drawn round or under the digit (:func:`without_guides`).
+2. :func:`ink_map` — fit the background (uneven light, a shadow's sharp edge) robustly,
+   decide the polarity, stretch the contrast and zero what is within the background's noise,
+   keeping anti-aliased edges.
+3. :func:`select_digit` — connected components: drop frames/page edges, small specks, what
+   reaches in from the edge (:func:`without_intruders`: a finger) and the guides drawn round
+   or under the digit (:func:`without_guides`).
 4. :func:`normalize_stroke` and :func:`fit_box` — bring very thin or very thick strokes
    towards MNIST's width, then scale the longest side to 20 px (area averaging).
 5. :func:`place_by_mass` — paste into 28x28 with the centre of mass at (14, 14).
@@ -40,6 +42,10 @@ SPARSE = 0.25  # (fewer than this share of those above the floor: a small digit 
 MIN_SURE = 5  # paper) is measured on them alone, when there are this many of them
 SPECKS = 0.02  # ink spanning less than this share of the picture's longest side is specks
 ANALYSIS_SIZE = 96  # the background is modelled on a copy at most this large
+STEP_NOISE = 3.0  # a closing darker than the surface by this many times the noise
+STEP_DEPTH = 0.06  # and by this share of the lit paper's level: a shadow's edge,
+STEP_REACH = 3  # whose surroundings (copy pixels) take the level of a closing
+STEP_WINDOW = 4  # this many copy pixels wide
 DARK_BACKGROUND_SHARE = 0.6  # the dark class is the background only when it covers more
 BROAD_PAPER = 0.12  # a bright patch this deep (share of the short side) is paper, not ink
 SURE_INK = 0.45  # dark ink: darker than this share of the lit paper is ink, never paper
@@ -61,6 +67,9 @@ TALL_PIECE = 0.5  # digit-sized pieces of a row: this share of the ink's height 
 HEAVY_PIECE = 0.25  # and this share of the heaviest piece's ink
 SAME_COLUMN = 0.3  # pieces overlapping sideways by this share of the narrower are one digit
 ROW_WIDTH = 0.9  # several digits side by side are at least this many times wider than tall
+INTRUDER_DEPTH = 2.0  # ink from the edge this many times broader than a digit's strokes,
+INTRUDER_INK = 0.6  # or fainter than this share of its ink (medians), is none of its strokes
+INTRUDER_SPAN = 0.4  # (a digit, not a piece of one: at least this share of the other's span)
 WIDE_ROW = 2.0  # ink this many times wider than tall is several digits, touching or not
 
 
@@ -169,6 +178,8 @@ def fit_paper(gray: np.ndarray) -> Paper:
        smoothing through the pixels within the paper's noise of it (:func:`_masked_smooth`)
        give the surface, which follows light and shadows, and the noise: the paper pixels'
        robust spread.
+    4. For dark ink, the surface is made sharp again, at full size, along a shadow's sharp
+       edge (:func:`_steps`).
     """
     small = _shrunk(gray, ANALYSIS_SIZE)
     threshold = otsu_threshold(small)
@@ -183,7 +194,7 @@ def fit_paper(gray: np.ndarray) -> Paper:
         return Paper(mode, 0.0, dark_ink, max(mode, 0.05) if dark_ink else 1.0)
     if not dark_ink and _broad(~dark):
         dark_ink = True  # the dark class is a shadow's paper and the ink, the bright one lit paper
-    level, depth = _closed_paper(small, dark_ink, small[~dark] if dark_ink else None)
+    level, depth, window = _closed_paper(small, dark_ink, small[~dark] if dark_ink else None)
     sigma = max(1.0, max(small.shape) / 40)
     for _ in range(ROUNDS):
         residual = small - level
@@ -192,6 +203,11 @@ def fit_paper(gray: np.ndarray) -> Paper:
         noise = 1.4826 * float(np.median(np.abs((small - level)[weights > 0])))
         depth = max(3.0 * noise, 0.01)
     surface = _grown(level, gray.shape)
+    if dark_ink and surface.shape != small.shape:
+        lit = float(np.median(small[~dark]))
+        step = _steps(gray, small, level, surface, window, weights, noise, lit)
+        if step is not None:
+            surface = surface + step
     scale = np.maximum(surface, 0.05) / max(float(np.median(level)), 0.05) if dark_ink else 1.0
     return Paper(surface, noise, dark_ink, scale)
 
@@ -210,8 +226,9 @@ def _broad(region: np.ndarray) -> bool:
 
 def _closed_paper(
     small: np.ndarray, dark_ink: bool, paper: np.ndarray | None = None
-) -> tuple[np.ndarray, float]:
-    """A first paper level: the ink closed over (grey closing), and how deep the ink goes.
+) -> tuple[np.ndarray, float, int]:
+    """A first paper level: the ink closed over (grey closing), how deep the ink goes, and the
+    closing's window.
 
     The window starts at a quarter of the image, which follows light and shadows, and grows
     while the ink has strokes too wide for it (thick marker filling the frame). Ink is what
@@ -220,12 +237,13 @@ def _closed_paper(
     wider than the window is not lifted at all, so the lift alone would never see it.
     """
     close = ndimage.grey_closing if dark_ink else ndimage.grey_opening
-    window = max(3, round(max(small.shape) / 4))
+    tilt = _tilt(small, dark_ink)
+    window = _first_window(small)
     sure = None
     if paper is not None and paper.size:
         sure = small < SURE_INK * float(np.median(paper))
     for _ in range(3):
-        level = close(small, size=(window, window), mode="nearest")
+        level = close(small - tilt, size=(window, window), mode="nearest") + tilt
         residual = small - level if dark_ink else level - small
         depth = max(0.5 * float(np.abs(np.percentile(residual, 2))), 0.01)
         ink = residual < -depth
@@ -238,7 +256,74 @@ def _closed_paper(
         if needed <= window:
             break
         window = needed
-    return level, depth
+    return level, depth, window
+
+
+def _first_window(small: np.ndarray) -> int:
+    """The paper's first closing window: a quarter of the copy, wide enough to follow light."""
+    return max(3, round(max(small.shape) / 4))
+
+
+def _steps(
+    gray: np.ndarray,
+    small: np.ndarray,
+    level: np.ndarray,
+    surface: np.ndarray,
+    window: int,
+    weights: np.ndarray,
+    noise: float,
+    lit: float,
+) -> np.ndarray | None:
+    """What the smooth surface misses at a shadow's sharp edge (dark ink): the correction to
+    add to it at full size, or ``None`` where the picture has no such edge.
+
+    The ``surface`` (``level`` on the small copy, stretched) is smooth, so a sharp edge comes
+    out smeared over several pixels, and its dark side, lit in the surface, becomes a band of
+    ink through or beside the digit. A grey closing keeps such an edge: where the copy's
+    closing (the paper's first ``window``) is darker than the surface by a clear step, an
+    edge is near. There, at full size, the level of a closing only a few copy pixels wide
+    (which still lifts the strokes and follows the paper's slope) replaces the surface, less
+    its median lift over the paper (a closing rides on the grain). Never down to ink: not
+    below ``SURE_INK`` of the ``lit`` paper, nor below the darkest paper (``weights``) around.
+    """
+    closed = ndimage.grey_closing(small, size=(window, window), mode="mirror")
+    edge = level - closed > max(STEP_NOISE * noise, STEP_DEPTH * lit)
+    if not edge.any():
+        return None
+    edge = ndimage.maximum_filter(edge, size=2 * STEP_REACH + 1)
+    near = _grown(edge.astype(np.float32), gray.shape) > 0
+    paper = _grown(weights, gray.shape) > 0.99
+    factor = max(gray.shape) / max(small.shape)
+    fine = ndimage.grey_closing(
+        gray, size=(max(3, round(STEP_WINDOW * factor)),) * 2, mode="mirror"
+    )
+    fine -= float(np.median((fine - gray)[paper]))
+    reach = max(3, round(2 * window * factor))
+    darkest = ndimage.minimum_filter(np.where(paper, gray, np.inf), size=reach, mode="mirror")
+    near &= (fine < surface) & (fine >= darkest) & (fine >= SURE_INK * lit)
+    return np.where(near, fine - surface, 0.0).astype(np.float32)
+
+
+def _tilt(small: np.ndarray, dark_ink: bool) -> np.ndarray:
+    """The plane that fits the paper best (least squares, refitted twice without the pixels
+    on the ink's side of it): the light's slope across the page.
+
+    The closing runs on the picture less this plane. On the picture itself a window at the
+    edge sees only the lighter side of a slope that darkens towards that edge, so the paper's
+    level came out too light there, and a page's dark corner became a patch of ink (a wide
+    one, which outweighed a digit written small).
+    """
+    rows, cols = small.shape
+    ys, xs = np.mgrid[0:rows, 0:cols]
+    design = np.stack([xs.ravel() / cols, ys.ravel() / rows, np.ones(rows * cols)], axis=1)
+    values = small.ravel().astype(np.float64)
+    keep = np.ones(values.size, dtype=bool)
+    for _ in range(3):
+        coefficients = np.linalg.lstsq(design[keep], values[keep], rcond=None)[0]
+        residual = values - design @ coefficients
+        spread = max(1.4826 * float(np.median(np.abs(residual[keep]))), 1e-3)
+        keep = residual > -3 * spread if dark_ink else residual < 3 * spread
+    return (design @ coefficients).reshape(rows, cols).astype(np.float32)
 
 
 def _shrunk(gray: np.ndarray, size: int) -> np.ndarray:
@@ -371,6 +456,20 @@ class _Component:
                 return True
         return False
 
+    @property
+    def span(self) -> int:
+        rows, cols = self.box
+        return max(rows.stop - rows.start, cols.stop - cols.start)
+
+    def depth(self, labels: np.ndarray) -> float:
+        """How far its deepest pixel lies from its edge: about half a stroke's width."""
+        mask = np.pad(labels[self.box] == self.label, 1)
+        return float(ndimage.distance_transform_edt(mask).max())
+
+    def level(self, labels: np.ndarray, ink: np.ndarray) -> float:
+        """Its median ink."""
+        return float(np.median(ink[self.box][labels[self.box] == self.label]))
+
     def around(self, labels: np.ndarray, others: list[_Component]) -> bool:
         """Drawn round some of ``others`` (a form's box, a circle round an answer): a hollow
         ring whose hole holds them, or a rectangle, closed or not, whose ink runs along all
@@ -448,6 +547,7 @@ def select_digit(ink: np.ndarray) -> Selection:
         if strong[i] > 0
     ]
     digit_like = without_guides([c for c in parts if not c.frame_like(labels)], labels)
+    digit_like = without_intruders(digit_like, labels, ink)
     if digit_like:
         parts = digit_like
     if not parts:
@@ -474,6 +574,29 @@ def select_digit(ink: np.ndarray) -> Selection:
     crop = np.where(keep, ink[region], 0.0)[inside].astype(np.float32)
     corner = (region[0].start + inside[0].start, region[1].start + inside[1].start)
     return Selection(crop, pieces_side_by_side(parts, bottom - top, right - left), corner)
+
+
+def without_intruders(
+    parts: list[_Component], labels: np.ndarray, ink: np.ndarray
+) -> list[_Component]:
+    """``parts`` less what reaches in from the picture's edge beside a digit that stands clear
+    of the edges: a finger or a thumb over the paper, the edge of something else in the photo.
+    Such a thing is no stroke of that digit: far broader than its strokes, or far fainter
+    (only its rim left once the paper's level has followed its broad middle)."""
+    least = max(3, SPECKS * max(labels.shape))
+    inside = [c for c in parts if not c.touches_border and c.span >= least]
+    if not inside or len(inside) == len(parts):
+        return parts
+    digit = max(inside, key=lambda c: c.mass)
+    depth, level = digit.depth(labels), digit.level(labels, ink)
+
+    def intrudes(part: _Component) -> bool:
+        if not part.touches_border or digit.span < INTRUDER_SPAN * part.span:
+            return False
+        broad = part.depth(labels) >= INTRUDER_DEPTH * depth
+        return broad or part.level(labels, ink) < INTRUDER_INK * level
+
+    return [c for c in parts if not intrudes(c)]
 
 
 def without_guides(parts: list[_Component], labels: np.ndarray) -> list[_Component]:

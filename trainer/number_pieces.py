@@ -32,7 +32,7 @@ from trainer.outliers import TRAINING_FONTS, fingerprint
 
 log = logging.getLogger("trainer.number_pieces")
 
-CACHE_VERSION = 3  # bump whenever a change here or in the reader's cuts changes the pieces
+CACHE_VERSION = 4  # bump whenever a change here or in the reader's cuts changes the pieces
 DIGITS = (2, 6)  # digits in a row: at least, at most
 HEIGHT = (28, 64)  # a row's digit height in pixels: at least, below
 TOUCHING_SHARE = 0.6  # rows whose neighbours touch or overlap (the rest stand apart)

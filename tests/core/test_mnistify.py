@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw, ImageOps
 
 from digitcore.checkpoint import load_model
 from digitcore.errors import NoDigitFoundError
+from digitcore.mnistify import FAINT, ink_map
 from digitcore.preprocess import preprocess
 from testkit.realistic import SETS, _cropped, _digit_ink, generate, same_strokes
 from trainer.sheets import encode, paper_photo
@@ -134,6 +135,52 @@ def test_a_page_edge_or_frame_line_beside_the_digit_is_dropped(model, mnist_test
         assert ink_box(with_edge) == pytest.approx(ink_box(without), abs=1)
     digits = read(model, [sheet(framed(ink, kind), i) for i, (ink, _) in enumerate(cases)])
     assert sum(d == label for d, (_, label) in zip(digits, cases, strict=True)) >= 9
+
+
+def beside(ink: np.ndarray, kind: str, seed: int) -> bytes:
+    """``ink`` photographed on paper with a finger reaching in from the left edge, clear of
+    the digit, or a hard-edged shadow over the left part of the page, its edge through the
+    digit (or nothing)."""
+    ink = np.pad(ink, ink.shape[0] // 2)
+    height, width = ink.shape
+    _, _, left, right = ink_box(ink)
+    rgb = paper_photo(np.random.default_rng(seed), ink.shape, ink)
+    ys, xs = np.mgrid[0:height, 0:width]
+    if kind == "finger":  # a half ellipse from the left edge, 3/4 of the way to the ink
+        blob = (xs / (0.75 * left)) ** 2 + ((ys - height / 2) / (0.3 * left)) ** 2 < 1
+        rgb[blob] = (200, 140, 110)
+    elif kind == "shadow":  # 40 % darker left of a sharp, slightly slanted edge
+        rgb[xs < right + 6 + 0.05 * (ys - height / 2)] *= 0.6
+    return encode(rgb, "JPEG", quality=85)
+
+
+@pytest.mark.parametrize("kind", ["finger", "shadow"])
+def test_a_finger_or_a_hard_shadow_beside_the_digit_leaves_it_alone(model, mnist_test, kind):
+    """A finger holding the sheet is no stroke of the digit (far broader than its strokes);
+    a shadow's sharp edge is no line of ink (the paper's level follows it at full size)."""
+    cases = digit_inks(mnist_test, 10)
+    plain = preprocess([beside(ink, "none", i) for i, (ink, _) in enumerate(cases)])
+    uploads = [beside(ink, kind, i) for i, (ink, _) in enumerate(cases)]
+    for (_, without, *_), (_, with_it, *_) in zip(plain, preprocess(uploads), strict=True):
+        # the digit alone, where it was (its ink's level is measured with the finger's, so its
+        # faint edges may come out a pixel wider)
+        assert ink_box(with_it) == pytest.approx(ink_box(without), abs=2)
+        assert same_strokes(with_it, without)
+    digits = read(model, uploads)
+    assert sum(d == label for d, (_, label) in zip(digits, cases, strict=True)) >= 9
+
+
+def test_a_page_darkening_towards_a_corner_is_paper_there():
+    """Light falling off across a photographed page: the dark corner is paper, not a patch of
+    ink (the closing's window at the edge saw only the lighter side of the slope)."""
+    rng = np.random.default_rng(0)
+    rows, cols = 300, 400
+    ys, xs = np.mgrid[0:rows, 0:cols]
+    gray = 0.9 - 0.3 * (xs / cols + ys / rows) / 2 + rng.normal(0, 0.005, (rows, cols))
+    gray[140:170, 198:202] -= 0.5  # a small stroke in the middle
+    ink = ink_map(gray.astype(np.float32))
+    assert ink[-40:, -40:].max() < FAINT
+    assert ink[145:165, 199:201].min() > 0.5
 
 
 def guided(ink: np.ndarray, kind: str, content: str = "digit") -> np.ndarray:

@@ -4,8 +4,9 @@ and >= 97% of each set is answered ``is_digit: true``; >= 85% of the held-out no
 (The goals are 98% and 95%; `python -m bench.nondigits` gives the figures.)
 
 The sets (testkit/realistic.py) are made from MNIST *test* images with a fixed seed: photos of
-ink on paper, transparent and white canvases, marker, pencil, non-square frames and phone
-photos. They go to a real ``python -m service`` as multipart uploads, in requests of up to 16 files.
+ink on paper, transparent and white canvases, marker, pencil, non-square frames, phone
+photos, whole pages, shadows, fingers and more. They go to a real ``python -m service`` as
+multipart uploads, in requests of up to 16 files.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def test_each_realistic_set_scores_at_least_98_percent(server, mnist_test, name)
     assert digits / len(samples) >= 0.97, f"{name}: {digits}/{len(samples)} taken for digits"
 
 
-BELOW_GOAL_FLOORS = {"small_on_page": 0.92}  # measured 94.7 % (bench.wild); the goal is 98 %
+BELOW_GOAL_FLOORS = {"shadow_edge": 0.9}  # measured 93.3 % (bench.wild); the goal is 98 %
 
 
 @pytest.mark.parametrize("name", list(BELOW_GOAL))

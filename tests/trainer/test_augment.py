@@ -3,7 +3,13 @@
 import pytest
 import torch
 
-from trainer.augment import AugmentConfig, _smoothing_matrix, augment, elastic_field
+from trainer.augment import (
+    AugmentConfig,
+    _smoothing_matrix,
+    augment,
+    elastic_field,
+    random_stroke_width,
+)
 from trainer.photometric import CORRUPTIONS, random_photometric, smooth
 from trainer.train import Split
 
@@ -55,3 +61,18 @@ def test_augmented_digits_stay_digits_in_range(batch):
     assert out.shape == batch.shape and out.min() >= 0 and out.max() <= 1
     assert not torch.equal(out, batch)
     assert torch.equal(augment(batch, AugmentConfig.off()), batch)
+
+
+def test_stroke_fill_closes_small_loops_and_keeps_the_strokes(batch):
+    """The 3x3 closing fills a loop a felt marker would close and never removes ink."""
+    ring = torch.zeros(1, 1, 28, 28)
+    ring[0, 0, 10:16, 10:16] = 1.0
+    ring[0, 0, 12:14, 12:14] = 0.0  # a 2x2 hole: a marker's filled loop
+    filled = random_stroke_width(ring, 0.0, torch.Generator().manual_seed(5), fill=1.0)
+    assert filled[0, 0, 12:14, 12:14].min() == 1.0
+    assert torch.equal(filled[0, 0, 10:16, 10:16], torch.ones(6, 6))
+    assert filled.sum() == 36  # nothing grows outside the ring
+    out = random_stroke_width(batch, 0.0, torch.Generator().manual_seed(6), fill=0.5)
+    changed = (out != batch).flatten(1).any(dim=1)
+    assert 0.25 < changed.float().mean() < 0.75
+    assert (out >= batch).all()  # a closing only adds ink
