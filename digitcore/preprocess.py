@@ -24,7 +24,8 @@ from digitcore.errors import (
     NoDigitFoundError,
     UnsupportedImageError,
 )
-from digitcore.mnistify import MnistDigit, mnist_digit, otsu_threshold
+from digitcore.mnistify import MnistDigit, mnist_digit
+from digitcore.paper import otsu_threshold
 
 SUPPORTED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "GIF", "BMP", "DIB", "TIFF", "WEBP"})
 DEFAULT_MAX_PIXELS = 40_000_000

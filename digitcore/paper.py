@@ -1,0 +1,280 @@
+"""The paper under the ink: its level, its noise and which of the two is dark.
+
+A photo's paper is not one grey: light falls off across the page, shadows lie on it (soft or
+with a sharp edge), the sheet is grainy and the JPEG adds its own noise. :func:`fit_paper`
+models all of it from the pixels that are not ink, without trusting the image's border, so
+that :func:`digitcore.mnistify.ink_map` can measure the ink against it; the first level comes
+from a small copy (cheap, smooth) and is made sharp again at full size only where a shadow's
+edge needs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+ANALYSIS_SIZE = 96  # the background is modelled on a copy at most this large
+STEP_NOISE = 3.0  # a closing darker than the surface by this many times the noise
+STEP_DEPTH = 0.06  # and by this share of the lit paper's level: a shadow's edge,
+STEP_REACH = 3  # whose surroundings (copy pixels) take the level of a closing
+STEP_WINDOW = 4  # this many copy pixels wide
+DARK_BACKGROUND_SHARE = 0.6  # the dark class is the background only when it covers more
+BROAD_PAPER = 0.12  # a bright patch this deep (share of the short side) is paper, not ink
+SURE_INK = 0.45  # dark ink: darker than this share of the lit paper is ink, never paper
+ROUNDS = 2  # rounds of masked smoothing: the second settles the paper next to the ink
+
+
+@dataclass
+class Paper:
+    """What the picture's background is: its level (a number or a surface), noise, polarity.
+
+    ``scale`` divides dark ink's depth, so ink under a shadow counts as much as in the light.
+    """
+
+    level: np.ndarray | float
+    noise: float
+    dark_ink: bool
+    scale: np.ndarray | float = 1.0
+
+
+def fit_paper(gray: np.ndarray) -> Paper:
+    """Model the background of ``gray`` from the pixels that are not ink.
+
+    1. Split the brightness into two classes (Otsu) on a small copy; the paper is the class
+       that covers more of the image and of its border together (ties: dark ink on paper).
+    2. A background of one exact value (canvases, MNIST) is that value, with no noise.
+    3. Otherwise a grey closing gives a first level (:func:`_closed_paper`); three rounds of
+       smoothing through the pixels within the paper's noise of it (:func:`_masked_smooth`)
+       give the surface, which follows light and shadows, and the noise: the paper pixels'
+       robust spread.
+    4. For dark ink, the surface is made sharp again, at full size, along a shadow's sharp
+       edge (:func:`_steps`).
+    """
+    small = _shrunk(gray, ANALYSIS_SIZE)
+    threshold = otsu_threshold(small)
+    dark = small < threshold
+    border = np.concatenate([dark[0], dark[-1], dark[:, 0], dark[:, -1]])
+    dark_share = 0.5 * dark.mean() + 0.5 * border.mean()
+    dark_ink = dark_share < DARK_BACKGROUND_SHARE
+    background = ~dark if dark_ink else dark
+    values = small[background]  # never empty: Otsu leaves pixels on both sides
+    mode, count = _mode(values)
+    if count >= 0.6 * values.size:
+        return Paper(mode, 0.0, dark_ink, max(mode, 0.05) if dark_ink else 1.0)
+    if not dark_ink and _broad(~dark):
+        dark_ink = True  # the dark class is a shadow's paper and the ink, the bright one lit paper
+    level, depth, window = _closed_paper(small, dark_ink, small[~dark] if dark_ink else None)
+    sigma = max(1.0, max(small.shape) / 40)
+    for _ in range(ROUNDS):
+        residual = small - level
+        weights = (residual > -depth if dark_ink else residual < depth).astype(np.float32)
+        level = _masked_smooth(small, weights, sigma)
+        noise = 1.4826 * float(np.median(np.abs((small - level)[weights > 0])))
+        depth = max(3.0 * noise, 0.01)
+    surface = _grown(level, gray.shape)
+    if dark_ink and surface.shape != small.shape:
+        lit = float(np.median(small[~dark]))
+        step = _steps(gray, small, level, surface, window, weights, noise, lit)
+        if step is not None:
+            surface = surface + step
+    scale = np.maximum(surface, 0.05) / max(float(np.median(level)), 0.05) if dark_ink else 1.0
+    return Paper(surface, noise, dark_ink, scale)
+
+
+def _broad(region: np.ndarray) -> bool:
+    """Whether ``region`` holds a patch too wide to be a stroke: paper, e.g. beside a shadow.
+
+    Strokes are thin however they are drawn: no point of them lies further than a fraction of
+    the picture's size from their edge. A lit part of the page does.
+    """
+    if not region.any():
+        return False
+    depth = ndimage.distance_transform_edt(region)
+    return float(depth.max()) >= BROAD_PAPER * min(region.shape)
+
+
+def _closed_paper(
+    small: np.ndarray, dark_ink: bool, paper: np.ndarray | None = None
+) -> tuple[np.ndarray, float, int]:
+    """A first paper level: the ink closed over (grey closing), how deep the ink goes, and the
+    closing's window.
+
+    The window starts at a quarter of the image, which follows light and shadows, and grows
+    while the ink has strokes too wide for it (thick marker filling the frame). Ink is what
+    the closing lifted, and, for dark ink, whatever is far darker than the bright ``paper``
+    pixels (even a shadow leaves paper above ``SURE_INK`` of the lit paper's level): a stroke
+    wider than the window is not lifted at all, so the lift alone would never see it.
+    """
+    close = ndimage.grey_closing if dark_ink else ndimage.grey_opening
+    tilt = _tilt(small, dark_ink)
+    window = max(3, round(max(small.shape) / 4))
+    sure = None
+    if paper is not None and paper.size:
+        sure = small < SURE_INK * float(np.median(paper))
+    for _ in range(3):
+        level = close(small - tilt, size=(window, window), mode="nearest") + tilt
+        residual = small - level if dark_ink else level - small
+        depth = max(0.5 * float(np.abs(np.percentile(residual, 2))), 0.01)
+        ink = residual < -depth
+        if sure is not None:
+            ink |= sure
+        if not ink.any():
+            break
+        widest = float(np.percentile(ndimage.distance_transform_edt(ink)[ink], 95))
+        needed = min(round(5 * widest + 1), max(small.shape))
+        if needed <= window:
+            break
+        window = needed
+    return level, depth, window
+
+
+def _steps(
+    gray: np.ndarray,
+    small: np.ndarray,
+    level: np.ndarray,
+    surface: np.ndarray,
+    window: int,
+    weights: np.ndarray,
+    noise: float,
+    lit: float,
+) -> np.ndarray | None:
+    """What the smooth surface misses at a shadow's sharp edge (dark ink): the correction to
+    add to it at full size, or ``None`` where the picture has no such edge.
+
+    The ``surface`` (``level`` on the small copy, stretched) is smooth, so a sharp edge comes
+    out smeared over several pixels, and its dark side, lit in the surface, becomes a band of
+    ink through or beside the digit. A grey closing keeps such an edge: where the copy's
+    closing (the paper's first ``window``) is darker than the surface by a clear step, an
+    edge is near. There, at full size, the level of a closing only a few copy pixels wide
+    (which still lifts the strokes and follows the paper's slope) replaces the surface, less
+    its median lift over the paper (a closing rides on the grain). Never down to ink: not
+    below ``SURE_INK`` of the ``lit`` paper, nor below the darkest paper (``weights``) around.
+    """
+    closed = ndimage.grey_closing(small, size=(window, window), mode="mirror")
+    edge = level - closed > max(STEP_NOISE * noise, STEP_DEPTH * lit)
+    if not edge.any():
+        return None
+    edge = ndimage.maximum_filter(edge, size=2 * STEP_REACH + 1)
+    near = _grown(edge.astype(np.float32), gray.shape) > 0
+    paper = _grown(weights, gray.shape) > 0.99
+    factor = max(gray.shape) / max(small.shape)
+    fine = ndimage.grey_closing(
+        gray, size=(max(3, round(STEP_WINDOW * factor)),) * 2, mode="mirror"
+    )
+    fine -= float(np.median((fine - gray)[paper]))
+    reach = max(3, round(2 * window * factor))
+    darkest = ndimage.minimum_filter(np.where(paper, gray, np.inf), size=reach, mode="mirror")
+    near &= (fine < surface) & (fine >= darkest) & (fine >= SURE_INK * lit)
+    return np.where(near, fine - surface, 0.0).astype(np.float32)
+
+
+def _tilt(small: np.ndarray, dark_ink: bool) -> np.ndarray:
+    """The plane that fits the paper best (least squares, refitted twice without the pixels
+    on the ink's side of it): the light's slope across the page.
+
+    The closing runs on the picture less this plane. On the picture itself a window at the
+    edge sees only the lighter side of a slope that darkens towards that edge, so the paper's
+    level came out too light there, and a page's dark corner became a patch of ink (a wide
+    one, which outweighed a digit written small).
+    """
+    rows, cols = small.shape
+    ys, xs = np.mgrid[0:rows, 0:cols]
+    design = np.stack([xs.ravel() / cols, ys.ravel() / rows, np.ones(rows * cols)], axis=1)
+    values = small.ravel().astype(np.float64)
+    keep = np.ones(values.size, dtype=bool)
+    for _ in range(3):
+        coefficients = np.linalg.lstsq(design[keep], values[keep], rcond=None)[0]
+        residual = values - design @ coefficients
+        spread = max(1.4826 * float(np.median(np.abs(residual[keep]))), 1e-3)
+        keep = residual > -3 * spread if dark_ink else residual < 3 * spread
+    return (design @ coefficients).reshape(rows, cols).astype(np.float32)
+
+
+def _shrunk(gray: np.ndarray, size: int) -> np.ndarray:
+    """``gray`` area-averaged so that its longest side is at most ``size`` (Pillow's reduce)."""
+    factor = int(np.ceil(max(gray.shape) / size))
+    if factor <= 1:
+        return gray
+    reduced = Image.fromarray(gray.astype(np.float32, copy=False), mode="F").reduce(factor)
+    return np.asarray(reduced, dtype=np.float32)
+
+
+def _grown(level: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A smooth surface stretched to ``shape`` (bilinear)."""
+    if level.shape == shape:
+        return level
+    image = Image.fromarray(level.astype(np.float32), mode="F")
+    return np.asarray(image.resize(shape[::-1], Image.Resampling.BILINEAR), dtype=np.float32)
+
+
+def otsu_threshold(values: np.ndarray) -> float:
+    """The brightness that best splits ``values`` into two classes (Otsu's method): floats in
+    128 bins over their range, or 8-bit levels counted one by one (faster)."""
+    if values.dtype == np.uint8:
+        counts = np.bincount(values.ravel(), minlength=256)
+        if np.count_nonzero(counts) < 2:
+            return float(values.max()) + 1e-6
+        edges = np.arange(257, dtype=np.float64)
+    else:
+        low, high = float(values.min()), float(values.max())
+        if high - low < 1e-6:
+            return high + 1e-6
+        counts, edges = np.histogram(values, bins=128, range=(low, high))
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight = np.cumsum(counts)
+    total = weight[-1]
+    mass = np.cumsum(counts * centres)
+    below = weight[:-1]
+    above = total - below
+    valid = (below > 0) & (above > 0)
+    mean_below = np.where(valid, mass[:-1] / np.maximum(below, 1), 0)
+    mean_above = np.where(valid, (mass[-1] - mass[:-1]) / np.maximum(above, 1), 0)
+    between = np.where(valid, below * above * (mean_below - mean_above) ** 2, -1)
+    return float(edges[int(np.argmax(between)) + 1])
+
+
+def _mode(values: np.ndarray) -> tuple[float, int]:
+    """The most frequent exact value of ``values`` and how often it occurs."""
+    unique, counts = np.unique(values, return_counts=True)
+    best = int(np.argmax(counts))
+    return float(unique[best]), int(counts[best])
+
+
+def _masked_smooth(values: np.ndarray, weights: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian-weighted mean of the weighted pixels around each pixel.
+
+    Where no paper is near (inside a wide stroke), the mean over a wider window takes over,
+    and the paper's overall median beyond that. The wide windows work on box-averaged copies
+    (a pyramid of halvings of the weighted values and the weights, blurred together as two
+    planes): the surfaces are smooth at their own scale, so the copies lose nothing that
+    matters, and the running estimate is stretched to each finer level in one resize.
+    """
+    level = float(np.median(values[weights > 0])) if weights.any() else float(np.median(values))
+    pyramid = [np.stack([values * weights, weights]).astype(np.float32)]
+    result = None
+    for scale in (8.0, 4.0, 2.0, 1.0):
+        width = sigma * scale
+        depth = max(0, int(np.log2(width / 2)))
+        while len(pyramid) <= depth:
+            pyramid.append(_halved(pyramid[-1]))
+        planes = pyramid[depth]
+        mass, cover = ndimage.gaussian_filter(
+            planes, (0, width / 2**depth, width / 2**depth), mode="nearest", truncate=3.0
+        )
+        local = mass / np.maximum(cover, 1e-3)  # where cover is that small, trust is ~0
+        trust = np.clip(cover / 0.25, 0.0, 1.0)
+        result = level if result is None else _grown(result, cover.shape)
+        result = trust * local + (1 - trust) * result
+    return _grown(result, values.shape).astype(np.float32)
+
+
+def _halved(planes: np.ndarray) -> np.ndarray:
+    """Each plane of ``planes`` (P x H x W) box-averaged by 2 (an odd last row or column is
+    dropped: the final surface is stretched back to the full shape anyway)."""
+    even = planes[:, : planes.shape[1] // 2 * 2, : planes.shape[2] // 2 * 2]
+    return (
+        even[:, 0::2, 0::2] + even[:, 1::2, 0::2] + even[:, 0::2, 1::2] + even[:, 1::2, 1::2]
+    ) / 4
