@@ -17,7 +17,6 @@ from PIL import Image, ImageDraw, ImageOps
 
 from digitcore.checkpoint import load_model
 from digitcore.errors import NoDigitFoundError
-from digitcore.mnistify import FAINT, ink_map
 from digitcore.preprocess import preprocess
 from testkit.realistic import SETS, _cropped, _digit_ink, generate, same_strokes
 from trainer.sheets import encode, paper_photo
@@ -168,19 +167,6 @@ def test_a_finger_or_a_hard_shadow_beside_the_digit_leaves_it_alone(model, mnist
         assert same_strokes(with_it, without)
     digits = read(model, uploads)
     assert sum(d == label for d, (_, label) in zip(digits, cases, strict=True)) >= 9
-
-
-def test_a_page_darkening_towards_a_corner_is_paper_there():
-    """Light falling off across a photographed page: the dark corner is paper, not a patch of
-    ink (the closing's window at the edge saw only the lighter side of the slope)."""
-    rng = np.random.default_rng(0)
-    rows, cols = 300, 400
-    ys, xs = np.mgrid[0:rows, 0:cols]
-    gray = 0.9 - 0.3 * (xs / cols + ys / rows) / 2 + rng.normal(0, 0.005, (rows, cols))
-    gray[140:170, 198:202] -= 0.5  # a small stroke in the middle
-    ink = ink_map(gray.astype(np.float32))
-    assert ink[-40:, -40:].max() < FAINT
-    assert ink[145:165, 199:201].min() > 0.5
 
 
 def guided(ink: np.ndarray, kind: str, content: str = "digit") -> np.ndarray:
