@@ -288,11 +288,8 @@ def select_digit(ink: np.ndarray) -> Selection:
         raise NoDigitFoundError("no digit found: the image holds no clear strokes")
     biggest = max(c.mass for c in parts)
     parts = [c for c in parts if c.mass >= 0.08 * biggest]
-    top = min(c.box[0].start for c in parts)
-    bottom = max(c.box[0].stop for c in parts)
-    left = min(c.box[1].start for c in parts)
-    right = max(c.box[1].stop for c in parts)
-    if max(bottom - top, right - left) < max(3, SPECKS * max(height, width)):
+    top, bottom, left, right = _span(parts)
+    if max(bottom - top, right - left) < speck_size(labels.shape):
         raise NoDigitFoundError("no digit found: only specks, nothing the size of a digit")
     kept = np.zeros(count + 1, dtype=bool)
     kept[[c.label for c in parts]] = True
@@ -310,6 +307,11 @@ def select_digit(ink: np.ndarray) -> Selection:
     return Selection(crop, pieces_side_by_side(parts, bottom - top, right - left), corner)
 
 
+def speck_size(shape: tuple[int, ...]) -> float:
+    """The span under which ink is only specks, for a picture of ``shape``."""
+    return max(3, SPECKS * max(shape))
+
+
 def without_intruders(
     parts: list[_Component], labels: np.ndarray, ink: np.ndarray
 ) -> list[_Component]:
@@ -317,7 +319,7 @@ def without_intruders(
     of the edges: a finger or a thumb over the paper, the edge of something else in the photo.
     Such a thing is no stroke of that digit: far broader than its strokes, or far fainter
     (only its rim left once the paper's level has followed its broad middle)."""
-    least = max(3, SPECKS * max(labels.shape))
+    least = speck_size(labels.shape)
     inside = [c for c in parts if not c.touches_border and c.span >= least]
     if not inside or len(inside) == len(parts):
         return parts
