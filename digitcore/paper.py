@@ -24,6 +24,7 @@ STEP_WINDOW = 4  # this many copy pixels wide
 DARK_BACKGROUND_SHARE = 0.6  # the dark class is the background only when it covers more
 BROAD_PAPER = 0.12  # a bright patch this deep (share of the short side) is paper, not ink
 SURE_INK = 0.45  # dark ink: darker than this share of the lit paper is ink, never paper
+SHADOW_FLOOR = 0.3  # but not a broad patch from the edge lighter than this: a deep shadow
 ROUNDS = 2  # rounds of masked smoothing: the second settles the paper next to the ink
 
 
@@ -105,15 +106,16 @@ def _closed_paper(
     The window starts at a quarter of the image, which follows light and shadows, and grows
     while the ink has strokes too wide for it (thick marker filling the frame). Ink is what
     the closing lifted, and, for dark ink, whatever is far darker than the bright ``paper``
-    pixels (even a shadow leaves paper above ``SURE_INK`` of the lit paper's level): a stroke
-    wider than the window is not lifted at all, so the lift alone would never see it.
+    pixels (under ``SURE_INK`` of their level) but a deep shadow (:func:`_without_shadows`):
+    a stroke wider than the window is not lifted at all, so the lift alone would never see it.
     """
     close = ndimage.grey_closing if dark_ink else ndimage.grey_opening
     tilt = _tilt(small, dark_ink)
     window = max(3, round(max(small.shape) / 4))
     sure = None
     if paper is not None and paper.size:
-        sure = small < SURE_INK * float(np.median(paper))
+        lit = float(np.median(paper))
+        sure = _without_shadows(small, small < SURE_INK * lit, lit)
     for _ in range(3):
         level = close(small - tilt, size=(window, window), mode="nearest") + tilt
         residual = small - level if dark_ink else level - small
@@ -129,6 +131,23 @@ def _closed_paper(
             break
         window = needed
     return level, depth, window
+
+
+def _without_shadows(small: np.ndarray, sure: np.ndarray, lit: float) -> np.ndarray:
+    """``sure`` ink less the broad patches of it that reach the picture's edge and are not
+    that dark (``SHADOW_FLOOR`` of the ``lit`` paper at least): a shadow's paper, cast from
+    outside the picture and more than 55 % darker than the lit page, not ink. A broad blot
+    of grey ink inside the picture stays ink, and so does a black marker's stroke that
+    fills the frame (far darker)."""
+    labels, count = ndimage.label(sure)
+    if not count:
+        return sure
+    index = np.arange(1, count + 1)
+    deepest = ndimage.maximum(ndimage.distance_transform_edt(sure), labels, index)
+    middle = ndimage.median(small, labels, index)
+    edge = np.isin(index, np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    shadow = edge & (deepest >= BROAD_PAPER * min(small.shape)) & (middle >= SHADOW_FLOOR * lit)
+    return sure & ~np.concatenate([[False], shadow])[labels]
 
 
 def _steps(
@@ -151,7 +170,8 @@ def _steps(
     edge is near. There, at full size, the level of a closing only a few copy pixels wide
     (which still lifts the strokes and follows the paper's slope) replaces the surface, less
     its median lift over the paper (a closing rides on the grain). Never down to ink: not
-    below ``SURE_INK`` of the ``lit`` paper, nor below the darkest paper (``weights``) around.
+    below ``SHADOW_FLOOR`` of the ``lit`` paper, nor below the darkest paper (``weights``)
+    around.
     """
     closed = ndimage.grey_closing(small, size=(window, window), mode="mirror")
     edge = level - closed > max(STEP_NOISE * noise, STEP_DEPTH * lit)
@@ -167,7 +187,7 @@ def _steps(
     fine -= float(np.median((fine - gray)[paper]))
     reach = max(3, round(2 * window * factor))
     darkest = ndimage.minimum_filter(np.where(paper, gray, np.inf), size=reach, mode="mirror")
-    near &= (fine < surface) & (fine >= darkest) & (fine >= SURE_INK * lit)
+    near &= (fine < surface) & (fine >= darkest) & (fine >= SHADOW_FLOOR * lit)
     return np.where(near, fine - surface, 0.0).astype(np.float32)
 
 

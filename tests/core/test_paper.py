@@ -43,3 +43,31 @@ def test_a_shadows_sharp_edge_is_paper_not_a_line_of_ink(angle):
     ink = ink_map(gray)
     assert ink[beyond].max() < FAINT  # nothing along the edge's dark side
     assert ink[160:240, 151:155].min() > 0.5
+
+
+@pytest.mark.parametrize("side", ["left", "bottom"])
+def test_a_deep_shadow_from_the_pictures_edge_is_paper(side):
+    """A shadow 60 % darker than the lit page (darker than ``SURE_INK`` of it, so it was taken
+    for a broad stroke of ink and the digit beside it was lost) is paper: broad, reaching in
+    from the picture's edge and far lighter than the ink."""
+    rng = np.random.default_rng(2)
+    rows, cols = 300, 360
+    ys, xs = np.mgrid[0:rows, 0:cols]
+    beyond = xs < 120 if side == "left" else ys > 200
+    gray = np.where(beyond, 0.36, 0.9) + rng.normal(0, 0.01, (rows, cols))
+    gray[60:160, 200:206] = 0.08  # a stroke on the lit side
+    gray[100:104, 180:260] = 0.08
+    ink = ink_map(gray.astype(np.float32))
+    edge = (np.abs(xs - 120) > 6) if side == "left" else (np.abs(ys - 200) > 6)
+    assert ink[beyond & edge].max() < FAINT
+    assert ink[70:150, 201:205].min() > 0.5
+
+
+def test_a_broad_grey_blot_inside_the_picture_stays_ink():
+    """As dark as that shadow and as broad, but clear of the picture's edges: a grey marker's
+    blot, ink (a shadow is cast from outside the picture)."""
+    rng = np.random.default_rng(3)
+    gray = 0.9 + rng.normal(0, 0.01, (300, 300))
+    gray[80:220, 110:190] = 0.36
+    ink = ink_map(gray.astype(np.float32))
+    assert ink[100:200, 130:170].min() > 0.5
