@@ -139,15 +139,15 @@ def _without_shadows(small: np.ndarray, sure: np.ndarray, lit: float) -> np.ndar
     outside the picture and more than 55 % darker than the lit page, not ink. A broad blot
     of grey ink inside the picture stays ink, and so does a black marker's stroke that
     fills the frame (far darker)."""
-    labels, count = ndimage.label(sure)
-    if not count:
+    labels, _ = ndimage.label(sure)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    edge = edge[edge > 0]
+    if not edge.size:
         return sure
-    index = np.arange(1, count + 1)
-    deepest = ndimage.maximum(ndimage.distance_transform_edt(sure), labels, index)
-    middle = ndimage.median(small, labels, index)
-    edge = np.isin(index, np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    shadow = edge & (deepest >= BROAD_PAPER * min(small.shape)) & (middle >= SHADOW_FLOOR * lit)
-    return sure & ~np.concatenate([[False], shadow])[labels]
+    deepest = np.asarray(ndimage.maximum(ndimage.distance_transform_edt(sure), labels, edge))
+    middle = np.asarray(ndimage.median(small, labels, edge))
+    shadow = edge[(deepest >= BROAD_PAPER * min(small.shape)) & (middle >= SHADOW_FLOOR * lit)]
+    return sure & ~np.isin(labels, shadow) if shadow.size else sure
 
 
 def _steps(
