@@ -45,8 +45,8 @@ def test_each_realistic_set_scores_at_least_98_percent(server, mnist_test, name)
     assert digits / len(samples) >= 0.97, f"{name}: {digits}/{len(samples)} taken for digits"
 
 
-# the goal is 98 %; measured (bench.wild, the default model): shadow_edge 97.3 %, finger 98.0 %
-# (at the goal's edge: a retraining moves such a set by a few images)
+# the goal is 98 %; measured (bench.wild, the default model): shadow_edge 98.7 %, finger 98.0 %
+# (at the goal's edge or just above it: a retraining moves such a set by a few images)
 BELOW_GOAL_FLOORS = {"shadow_edge": 0.95, "finger": 0.95}
 
 
