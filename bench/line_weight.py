@@ -25,11 +25,12 @@ from digitcore.line_reader import DEFAULT_LINE_READER, LINE_WEIGHT, pooled
 from digitcore.preprocess import decode_image
 from digitcore.segment import number_from, read_digits
 from service.pipeline import MAX_NUMBER_DIGITS, DigitModel
-from testkit.numbers import FAMILIES, generate
+from testkit.numbers import generate
 from trainer.data import fetch, load_tensors
 from trainer.train import TrainConfig, validation_split
 
 WEIGHTS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+FAMILIES = ("apart", "touching")  # the weight was chosen on these two
 
 
 def main(argv: list[str] | None = None) -> int:

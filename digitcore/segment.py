@@ -6,7 +6,9 @@ picture goes through the single-digit pipeline's decode, paper model and ink map
 
 1. Connected components of the ink, without frames, page edges, specks and the boxes and
    lines drawn round or under the number (as mnistify).
-2. The writing's slant (the median lean of its steep strokes); columns are taken along it,
+2. A long line that runs uphill or downhill (a photo taken at an angle) is levelled: each
+   column shifted up or down by the tilt under which the ink's rows are most concentrated.
+   The writing's slant (the median lean of its steep strokes); columns are taken along it,
    so slanted digits stand upright. The line's height ``H``: what most columns of a component
    span, or nearly the components' median height.
 3. Candidate boundaries (:mod:`digitcore.split_cuts`): straight cuts, leaning a little
@@ -26,11 +28,12 @@ picture goes through the single-digit pipeline's decode, paper model and ink map
    a broken stroke: cheap when small) and of digits too short, too narrow or too wide for the
    line. A cut across a component too wide for one digit costs less (it likely holds two).
 5. Where neighbours touch, the right cuts are often missing and a wrong tiling can win. A
-   line reader (:mod:`digitcore.line_reader`), when given, reads the whole line without cuts;
-   the tiling then holds as many digits as it read, where the candidate cuts allow that many
-   (else the best tiling of any count stands), the k-th run valued by how likely the
-   classifier and the line reader's k-th digit agree on it; each digit carries what the line
-   reader read there, to be weighed with the classifier's reading of its cut-out ink.
+   line reader (:mod:`digitcore.line_reader`), when given, reads the whole line without cuts
+   (gaps wider than it learned narrowed); the tiling then holds as many digits as it read,
+   where the candidate cuts allow that many (else the best tiling of any count stands), the
+   k-th run valued by how likely the classifier and the line reader's k-th digit agree on it;
+   each digit carries what the line reader read there, to be weighed with the classifier's
+   reading of its cut-out ink.
 """
 
 from __future__ import annotations
@@ -83,6 +86,13 @@ RELIEF = 0.6  # cutting it across ink costs this much less, if both sides are at
 HALF = 0.4  # this many H wide
 SOFTEN = 3.0  # readings are weighed at this temperature: softmax(logits / SOFTEN)
 REWARD = 0.5  # each digit read earns this: a reading is not better for having fewer terms
+LONG = 3.0  # a line at least this many H long is levelled where its rows drop or climb by
+MIN_TILT = 0.05  # at least this many px per px to the right (3 degrees; less is the hand's
+MAX_TILT = 0.3  # own wobble); tilts up to this (17 degrees) either way are tried,
+TILTS = 61  # this many of them (an odd number: 0 among them), and taken where the band of
+BAND = 0.9  # rows that holds this share of the ink is at least
+NARROWER = 0.15  # this much narrower than unsheared
+WIDE_GAP = 0.45  # the widest gap the line reader is shown, in H (it learned up to 0.5)
 
 
 @dataclass(frozen=True)
@@ -154,13 +164,13 @@ def read_digits(
     holds more than ``max_digits``.
     """
     ink = ink_map(to_luminance(image))
-    line = _line(ink)
+    line = _line(ink, level=True)
     if line.raster.shape[1] > 2 * MAX_WIDTH * max_digits * line.height:
         raise TooManyDigitsError(f"the writing is too long for a number of {max_digits} digits")
     boundaries = _boundaries(line)
     sides = [line.cols > b.path[line.rows] for b in boundaries]
     scored = _scored(line, boundaries, sides, score)
-    read = read_line(line.raster) if read_line is not None else np.empty((0, 10))
+    read = read_line(_reading_view(line)) if read_line is not None else np.empty((0, 10))
     groups = _choose(line, boundaries, sides, scored, read) if len(read) else None
     if groups is None:
         groups, read = _choose(line, boundaries, sides, scored), None
@@ -227,17 +237,36 @@ def _components(ink: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarra
     return parts
 
 
-def _line(ink: np.ndarray) -> _Line:
-    """The kept ink as one line: slant found, columns along it, raster and height."""
+def _line(ink: np.ndarray, level: bool = False) -> _Line:
+    """The kept ink as one line: slant found, columns along it, raster and height. With
+    ``level``, a long line that runs uphill or downhill (a photo taken at an angle) is
+    levelled first; the trainer's rows are drawn level, so it reads them as they are."""
     parts = _components(ink)
-    ys = np.concatenate([p[0] for p in parts])
-    xs = np.concatenate([p[1] for p in parts])
-    values = np.concatenate([p[2] for p in parts])
-    kept = np.zeros_like(ink)
-    kept[ys, xs] = values
-    slant = _slant(kept[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1])
-    u = np.floor(xs + slant * (ys - ink.shape[0] / 2)).astype(int)
-    rows, cols = ys - ys.min(), u - u.min()
+    ys, xs, values = (np.concatenate([part[k] for part in parts]) for k in range(3))
+    line = _raster(parts, ys, xs, values, ys - ink.shape[0] / 2)
+    if level and line.raster.shape[1] >= LONG * line.height:
+        tilt = _tilt(ys, xs, values)
+        if tilt:
+            levelled = ys - np.round(tilt * (xs - xs.min())).astype(int)
+            line = _raster(parts, ys, xs, values, levelled - ink.shape[0] / 2)
+    return line
+
+
+def _raster(
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    ys: np.ndarray,
+    xs: np.ndarray,
+    values: np.ndarray,
+    heights: np.ndarray,
+) -> _Line:
+    """The line of the pixels at (``ys``, ``xs``) with each pixel's row in the raster taken
+    from its ``heights`` (``ys`` less a constant, or levelled): slant, columns and height."""
+    level = np.round(heights - heights.min()).astype(int)
+    kept = np.zeros((level.max() + 1, xs.max() + 1 - xs.min()), dtype=np.float32)
+    kept[level, xs - xs.min()] = values
+    slant = _slant(kept)
+    u = np.floor(xs + slant * heights).astype(int)
+    rows, cols = level, u - u.min()
     raster = np.zeros((rows.max() + 1, cols.max() + 1), dtype=np.float32)
     raster[rows, cols] = values
     spans, extents, tall, start = [], [], [], 0
@@ -260,6 +289,26 @@ def _line(ink: np.ndarray) -> _Line:
         3.0,
     )
     return _Line(ys, xs, values, rows, cols, raster, height, np.array(extents))
+
+
+def _tilt(ys: np.ndarray, xs: np.ndarray, values: np.ndarray) -> float:
+    """How far the line's rows drop per px to the right: of the vertical shears up to
+    :data:`MAX_TILT` either way, the one under which the band of rows holding the middle
+    :data:`BAND` of the ink is narrowest, if it is at least :data:`NARROWER` narrower than
+    unsheared and the shear is at least :data:`MIN_TILT` (else 0: the line is level)."""
+    across = xs - xs.mean()
+    tilts = np.linspace(-MAX_TILT, MAX_TILT, TILTS)
+    spans = []
+    for tilt in tilts:
+        rows = np.round(ys - tilt * across).astype(int)
+        mass = np.cumsum(np.bincount(rows - rows.min(), weights=values))
+        low, high = np.searchsorted(mass, [(1 - BAND) / 2 * mass[-1], (1 + BAND) / 2 * mass[-1]])
+        spans.append(high - low + 1)
+    best = int(np.argmin(spans))
+    level = spans[TILTS // 2]
+    if abs(tilts[best]) < MIN_TILT or spans[best] > (1 - NARROWER) * level:
+        return 0.0
+    return float(tilts[best])
 
 
 def _slant(ink: np.ndarray) -> float:
@@ -502,5 +551,18 @@ def _mnist(line: _Line, pick: np.ndarray) -> np.ndarray:
 
 def line_raster(ink: np.ndarray) -> np.ndarray:
     """The kept ink of an ink map as one line (rows x columns along the slant, so that slanted
-    digits stand upright), cropped to the ink: what the line reader reads."""
+    digits stand upright), cropped to the ink: what the line reader learns from (the trainer's
+    rows are drawn level, with gaps it reads as they are)."""
     return _line(ink).raster
+
+
+def _reading_view(line: _Line) -> np.ndarray:
+    """The line's raster with every gap wider than :data:`WIDE_GAP` H narrowed to that: the
+    line reader learned gaps up to half a digit's height, and it may read a wider one as a
+    digit more."""
+    gaps, _ = ndimage.label(line.raster.max(axis=0) == 0)
+    widest = max(1, round(WIDE_GAP * line.height))
+    keep = np.ones(gaps.size, dtype=bool)
+    for (gap,) in ndimage.find_objects(gaps):
+        keep[gap.start + widest : gap.stop] = False
+    return line.raster[:, keep]

@@ -4,10 +4,11 @@ People photograph numbers (a meter reading, an amount, a year), so the number re
 its own evidence: 2 to 8 digits in a row, handwritten (MNIST test digits, each with its own
 height, baseline and slant) or printed (DejaVu and STIX fonts shipped with matplotlib), on a
 white canvas, a transparent canvas or a paper photo (JPEG), as :mod:`testkit.realistic` makes
-single digits. Two families: ``apart`` (clear gaps between neighbours) and ``touching`` (every
-neighbour touches the next or overlaps it by 1-3 px). Each sample carries the true number and
-the true box of each digit in the upload's pixels. Used by ``tests/core/test_segment.py`` and
-``bench/numbers.py``.
+single digits. Four families: ``apart`` (clear gaps between neighbours), ``touching`` (every
+neighbour touches the next or overlaps it by 1-3 px), ``tilted`` (apart, in a picture taken
+4-15 degrees off level, either way) and ``spaced`` (gaps of 0.6-1.5 digit heights). Each
+sample carries the true number and the true box of each digit in the upload's pixels. Used by
+``tests/core/test_segment.py`` and ``bench/numbers.py``.
 """
 
 from __future__ import annotations
@@ -17,13 +18,22 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from digitcore.preprocess import to_tensor
-from trainer.number_lines import handwritten, jitter, lay_out, printed, shear
+from trainer.number_lines import (
+    glyph_box,
+    glyph_layers,
+    handwritten,
+    jitter,
+    lay_out,
+    printed,
+    shear,
+)
 from trainer.sheets import on_sheet
 
 SEED = 2031
-FAMILIES = ("apart", "touching")
+FAMILIES = ("apart", "touching", "tilted", "spaced")
 SHEETS = ("canvas_white", "canvas_transparent", "photo")
 FONTS = (  # fonts the model reads every digit of (checked one by one)
     "DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSansMono.ttf",
@@ -44,10 +54,10 @@ def generate(
     family: str, images: np.ndarray, labels: np.ndarray, count: int = 300
 ) -> Iterator[NumberSample]:
     """The ``family`` set: the same ``count`` samples every run (a prefix of any longer run)."""
-    gaps = {"apart": _apart_gap, "touching": _touching_gap}[family]
+    gaps = {"touching": _touching_gap, "spaced": _spaced_gap}.get(family, _apart_gap)
     rng = np.random.default_rng([SEED, FAMILIES.index(family)])
     for index in range(count):
-        data, number, boxes = _sample(rng, images, labels, gaps)
+        data, number, boxes = _sample(rng, images, labels, gaps, family == "tilted")
         yield NumberSample(data, number, boxes, f"{family}-{index}")
 
 
@@ -70,8 +80,13 @@ def _touching_gap(rng: np.random.Generator, height: int) -> int:
     return -int(rng.integers(0, 4))  # 0: the inks touch; -k: they overlap by k px
 
 
-def _sample(rng, images, labels, gap: Callable[[np.random.Generator, int], int]):
-    """One number: its glyphs laid out left to right, then put on a sheet and encoded."""
+def _spaced_gap(rng: np.random.Generator, height: int) -> int:
+    return round(height * rng.uniform(0.6, 1.5))
+
+
+def _sample(rng, images, labels, gap: Callable[[np.random.Generator, int], int], tilted=False):
+    """One number: its glyphs laid out left to right (``tilted``: the row then turned), then
+    put on a sheet and encoded."""
     length = int(rng.integers(2, 9))
     height = int(rng.integers(36, 110))
     slant = np.tan(np.radians(rng.uniform(-10, 20)))
@@ -90,6 +105,12 @@ def _sample(rng, images, labels, gap: Callable[[np.random.Generator, int], int])
         drops = [round(height * rng.uniform(-0.08, 0.08)) for _ in picks]
     gaps = [gap(rng, height) for _ in glyphs[1:]]
     margins = tuple(int(rng.integers(height // 3, 3 * height // 2)) for _ in range(4))
-    ink, boxes = lay_out(glyphs, gaps, drops, margins)
+    if tilted:
+        angle = rng.uniform(4, 15) * rng.choice([-1, 1])
+        layers = glyph_layers(glyphs, gaps, drops, margins)
+        layers = np.stack([ndimage.rotate(layer, angle, order=1) for layer in layers])
+        ink, boxes = np.clip(layers.max(axis=0), 0, 1), tuple(glyph_box(layer) for layer in layers)
+    else:
+        ink, boxes = lay_out(glyphs, gaps, drops, margins)
     data = on_sheet(ink, rng, SHEETS[int(rng.integers(len(SHEETS)))])
     return data, number, boxes

@@ -132,7 +132,7 @@ def lay_out(
     overlap by that much). ``margins`` (top, bottom, left, right) surround the ink.
     """
     layers = glyph_layers(glyphs, gaps, drops, margins)
-    return layers.max(axis=0), tuple(_box(layer) for layer in layers)
+    return layers.max(axis=0), tuple(glyph_box(layer) for layer in layers)
 
 
 def glyph_layers(
@@ -169,6 +169,7 @@ def glyph_layers(
     return layers[:, :, :used]
 
 
-def _box(layer: np.ndarray) -> tuple[int, int, int, int]:
+def glyph_box(layer: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the ink on one glyph's layer, x1 and y1 exclusive."""
     top, bottom, left, right = ink_box(layer)
     return left, top, right, bottom

@@ -8,10 +8,12 @@ accuracy over the first 100 pictures of each family stays above its floor.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from digitcore.checkpoint import load_model
@@ -20,7 +22,7 @@ from digitcore.line_reader import load_line_reader, pooled
 from digitcore.preprocess import decode_image
 from digitcore.segment import number_from, read_digits
 from testkit.numbers import generate, model_scorer
-from trainer.number_lines import handwritten, lay_out, printed
+from trainer.number_lines import glyph_box, glyph_layers, handwritten, lay_out, printed
 from trainer.sheets import encode, paper_photo
 
 SAMPLES = 100
@@ -31,6 +33,11 @@ FLOORS = {  # exact-string floors on the first 100 (the issue's goals, 0.97 apar
     ("apart", "line reader"): 0.93,  # today 0.96
     ("touching", "line reader"): 0.88,  # today 0.94
 }
+
+
+@pytest.fixture(scope="module")
+def line_reader(default_line_reader_path):
+    return load_line_reader(default_line_reader_path, torch.device("cpu"))
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +155,64 @@ def test_a_count_no_split_allows_is_set_aside(score, digits):
     assert len(found) == 4 and all(d.line is None for d in found)
 
 
+def numbers(digits, seed: int, gap: tuple[float, float], angle: float = 0.0):
+    """Ten numbers of 4 to 6 MNIST test digits, 70 px tall, gaps of ``gap`` digit heights,
+    turned ``angle`` degrees (a photo taken at an angle): (ink, number, boxes) each."""
+    rng = np.random.default_rng(seed)
+    for _ in range(10):
+        number = "".join(str(d) for d in rng.integers(0, 10, int(rng.integers(4, 7))))
+        glyphs = [handwritten(digits(int(d), int(rng.integers(0, 50))), 70) for d in number]
+        gaps = [round(70 * rng.uniform(*gap)) for _ in number[1:]]
+        layers = glyph_layers(glyphs, gaps, margins=(40, 40, 40, 40))
+        layers = np.stack([ndimage.rotate(layer, angle, order=1) for layer in layers])
+        yield np.clip(layers.max(axis=0), 0, 1), number, [glyph_box(layer) for layer in layers]
+
+
+@pytest.mark.parametrize("angle", [-15, -10, 10, 15])
+def test_a_number_photographed_at_an_angle_is_read_level(score, line_reader, digits, angle):
+    right = 0
+    for ink, number, boxes in numbers(digits, 3, (0.15, 0.35), angle):
+        found, found_boxes = read(picture(ink), score, line_reader)
+        right += found == number
+        if found == number:
+            assert all(overlap(f, b) > 0.6 for f, b in zip(found_boxes, boxes, strict=True))
+    assert right >= 9  # 10 of 10 at each angle; not levelled: 2 to 8 of 10
+
+
+def test_digits_far_apart_are_not_read_as_more(score, line_reader, digits):
+    right = sum(
+        read(picture(ink), score, line_reader)[0] == number
+        for ink, number, _ in numbers(digits, 4, (0.6, 1.4))
+    )
+    assert right >= 9  # 9 of 10 (a broken 8 reads 2); gaps as they are: 8
+
+
+def test_a_number_written_in_a_forms_comb_is_read_without_its_teeth(score, line_reader, digits):
+    right = 0
+    for ink, number, boxes in numbers(digits, 5, (0.5, 0.8)):
+        comb = Image.fromarray((255 * ink).astype(np.uint8))
+        pen = ImageDraw.Draw(comb)
+        base = max(b[3] for b in boxes) + 12
+        teeth = [boxes[0][0] - 15] + [(a[2] + b[0]) // 2 for a, b in pairwise(boxes)]
+        pen.line((teeth[0], base, boxes[-1][2] + 15, base), fill=255, width=4)
+        for x in [*teeth, boxes[-1][2] + 15]:
+            pen.line((x, base - 22, x, base), fill=255, width=4)
+        right += read(picture(np.asarray(comb) / 255), score, line_reader)[0] == number
+    assert right >= 9  # 10 of 10; the teeth kept as ink: 0 of 10
+
+
+def test_the_line_reader_sees_wide_gaps_narrowed(score, digits):
+    def seen(gap: int) -> int:
+        ink, _ = lay_out([handwritten(digits(d), 80) for d in (5, 2)], [gap])
+        rasters = []
+        read_digits(picture(ink), score, read_line=lambda r: rasters.append(r) or np.empty((0, 10)))
+        return rasters[0].shape[1]
+
+    narrow = seen(30)
+    assert narrow < seen(150) < narrow + 30  # 150 px: narrowed to 0.45 H (about 36 px)
+    assert seen(150) == seen(300)
+
+
 @pytest.mark.parametrize("blank", ["white", "paper"])
 def test_a_blank_picture_is_refused(score, blank):
     if blank == "white":
@@ -158,11 +223,6 @@ def test_a_blank_picture_is_refused(score, blank):
         image = decode_image(data, gray=True)
     with pytest.raises(NoDigitFoundError):
         read_digits(image, score)
-
-
-@pytest.fixture(scope="module")
-def line_reader(default_line_reader_path):
-    return load_line_reader(default_line_reader_path, torch.device("cpu"))
 
 
 @pytest.fixture(scope="module")
