@@ -48,8 +48,11 @@ BOX_SIDE = 0.8  # a box round the digit: its ink runs along this share of each o
 BOX_BAND = 0.12  # within this share of the box's smaller side from that side
 BOX_MASS = 0.15  # what a guide holds has at least this share of its ink
 BOX_CONTENT = 0.25  # a guide's content spans at least this share of it (else: specks)
-UNDERLINE = 0.2  # a rule under the digit: at most this share as high as it is wide,
-UNDER_WIDTH = 0.5  # and at least this share as wide as the digit is high
+UNDERLINE = 0.2  # a rule under the digit: at most this share as thick as it is wide,
+UNDER_WIDTH = 0.5  # and at least this share as wide as the digit is high. A comb's teeth
+COMB_TEETH = 0.25  # (columns twice as thick as its line) are at most this share of them,
+COMB_SINGLE = 0.9  # and at least this share cross one stroke (the line, or a tooth on it);
+UNDER_SPECK = 0.25  # ink this much smaller than the largest piece is a speck, not writing
 STROKE_RANGE = (1.2, 3.0)  # MNIST's stroke width at 20 px scale, 5th-95th percentile
 STROKE_TARGET = (1.6, 2.4)
 EIGHT_NEIGHBOURS = np.ones((3, 3))
@@ -230,19 +233,41 @@ class _Component:
         )  # fmt: skip
         return all(side.mean() >= BOX_SIDE for side in sides)
 
-    def rule_under(self, others: list[_Component]) -> bool:
-        """A line drawn under the rest of the ink (an underline): thin, flat, wide, and wholly
-        below everything else."""
+    def rule_under(self, others: list[_Component], labels: np.ndarray) -> bool:
+        """A line drawn under the rest of the ink: an underline, or a form's comb (an
+        underline whose short teeth rise between the characters). Thin, wide, and below
+        everything else (specks aside) but for its teeth: few narrow runs of columns, where
+        it is much thicker than its line; a comb's lower edge is straight."""
         if not others:
             return False
         rows, cols = self.box
         height, width = rows.stop - rows.start, cols.stop - cols.start
-        top, bottom, _, _ = _span(others)
-        return (
-            height <= UNDERLINE * width
-            and width >= UNDER_WIDTH * (bottom - top)
-            and rows.start >= bottom
-        )
+        largest = max(o.span for o in others)
+        top, bottom, _, _ = _span([o for o in others if o.span >= UNDER_SPECK * largest])
+        if width < UNDER_WIDTH * (bottom - top):
+            return False
+        if rows.start >= bottom:
+            return height <= UNDERLINE * width
+        mask = labels[self.box] == self.label
+        counts = mask.sum(axis=0)
+        thick = np.median(counts[counts > 0])
+        runs, _ = ndimage.label(counts > 2 * thick)
+        teeth = int(np.count_nonzero(runs))
+        if thick > UNDERLINE * width or teeth > COMB_TEETH * width:
+            return False
+        if any(run.stop - run.start > 2 * thick + 2 for (run,) in ndimage.find_objects(runs)):
+            return False  # a stroke wider than the line: writing, not a tooth
+        inked = mask[:, counts > 0]
+        strokes = inked[0] + np.count_nonzero(np.diff(inked.astype(np.int8), axis=0) == 1, axis=0)
+        if np.mean(strokes == 1) < COMB_SINGLE:
+            return False  # columns crossing two strokes or more: the bowls of written digits
+        bottoms = inked.shape[0] - 1 - inked[::-1].argmax(axis=0)
+        columns = np.arange(bottoms.size)
+        fit = np.polyval(np.polyfit(columns, bottoms, 1), columns)
+        if np.percentile(np.abs(bottoms - fit), 90) > thick + 2:
+            return False  # its lower edge is not straight: the bottoms of written strokes
+        tops = np.sort(rows.start + mask.argmax(axis=0)[counts > 0])
+        return tops[min(2 * teeth, tops.size - 1)] >= bottom  # teeth and their blurred rims aside
 
 
 @dataclass(frozen=True)
@@ -344,7 +369,7 @@ def without_guides(parts: list[_Component], labels: np.ndarray) -> list[_Compone
     guides = [c for c in parts if c.around(labels, [o for o in parts if o is not c])]
     guides += [c for c in _box_strokes(parts, labels) if c not in guides]
     rest = [c for c in parts if c not in guides]
-    guides += [c for c in rest if c.rule_under([o for o in rest if o is not c])]
+    guides += [c for c in rest if c.rule_under([o for o in rest if o is not c], labels)]
     rest = [c for c in parts if c not in guides]
     if not rest:
         return parts

@@ -171,8 +171,9 @@ def test_a_finger_or_a_hard_shadow_beside_the_digit_leaves_it_alone(model, mnist
 
 def guided(ink: np.ndarray, kind: str, content: str = "digit") -> np.ndarray:
     """``ink`` with a guide drawn clear of it: a closed box, a box of four strokes whose
-    corners do not meet, a circle, or a line under it; ``content`` "specks" puts a speck of
-    dust where the digit was, "none" leaves the guide alone."""
+    corners do not meet, a circle, a line under it, or a comb (a line with teeth);
+    ``content`` "specks" puts a speck of dust where the digit was, "none" leaves the guide
+    alone."""
     pad = ink.shape[0] // 3
     ink = np.pad(ink, pad)
     height, width = ink.shape
@@ -193,6 +194,10 @@ def guided(ink: np.ndarray, kind: str, content: str = "digit") -> np.ndarray:
         pen.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), outline=255, width=4)
     elif kind == "underline":
         pen.line((x0, y1, x1 + 20, y1 + 3), fill=255, width=4)
+    elif kind == "comb":  # a form's cell: a line under it, teeth rising a third of its height
+        pen.line((x0 - 20, y1, x1 + 20, y1), fill=255, width=4)
+        for x in (x0, x1):
+            pen.line((x, y1 - (bottom - top) // 3, x, y1), fill=255, width=4)
     guide = np.asarray(image, dtype=np.float32) / 255
     if content != "digit":
         ink = np.zeros_like(ink)
@@ -201,7 +206,7 @@ def guided(ink: np.ndarray, kind: str, content: str = "digit") -> np.ndarray:
     return np.maximum(ink, guide)
 
 
-GUIDES = ["box", "box_of_strokes", "circle", "underline"]
+GUIDES = ["box", "box_of_strokes", "circle", "underline", "comb"]
 
 
 @pytest.mark.parametrize("kind", GUIDES)
