@@ -18,18 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from digitcore.preprocess import to_tensor
-from trainer.number_lines import (
-    glyph_box,
-    glyph_layers,
-    handwritten,
-    jitter,
-    lay_out,
-    printed,
-    shear,
-)
+from trainer.number_lines import handwritten, jitter, lay_out, printed, shear
 from trainer.sheets import on_sheet
 
 SEED = 2031
@@ -105,12 +96,7 @@ def _sample(rng, images, labels, gap: Callable[[np.random.Generator, int], int],
         drops = [round(height * rng.uniform(-0.08, 0.08)) for _ in picks]
     gaps = [gap(rng, height) for _ in glyphs[1:]]
     margins = tuple(int(rng.integers(height // 3, 3 * height // 2)) for _ in range(4))
-    if tilted:
-        angle = rng.uniform(4, 15) * rng.choice([-1, 1])
-        layers = glyph_layers(glyphs, gaps, drops, margins)
-        layers = np.stack([ndimage.rotate(layer, angle, order=1) for layer in layers])
-        ink, boxes = np.clip(layers.max(axis=0), 0, 1), tuple(glyph_box(layer) for layer in layers)
-    else:
-        ink, boxes = lay_out(glyphs, gaps, drops, margins)
+    angle = rng.uniform(4, 15) * rng.choice([-1, 1]) if tilted else 0.0
+    ink, boxes = lay_out(glyphs, gaps, drops, margins, angle)
     data = on_sheet(ink, rng, SHEETS[int(rng.integers(len(SHEETS)))])
     return data, number, boxes

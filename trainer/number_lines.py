@@ -124,14 +124,20 @@ def lay_out(
     gaps: list[int],
     drops: list[int] | None = None,
     margins: tuple[int, int, int, int] = (20, 20, 20, 20),
+    angle: float = 0.0,
 ) -> tuple[np.ndarray, tuple[tuple[int, int, int, int], ...]]:
     """Glyphs (ink in [0, 1]) in a row on one canvas, and the box (x0, y0, x1, y1) of each.
 
     Each glyph's bottom sits on a baseline, lowered by its ``drops`` px; each is ``gaps`` px
     of ink gap after the one before, measured row by row (0: the inks touch; negative: they
-    overlap by that much). ``margins`` (top, bottom, left, right) surround the ink.
+    overlap by that much). ``margins`` (top, bottom, left, right) surround the ink. A nonzero
+    ``angle`` turns the row that many degrees counter-clockwise (a photo taken askew), the
+    canvas grown to hold it.
     """
     layers = glyph_layers(glyphs, gaps, drops, margins)
+    if angle:
+        layers = np.stack([ndimage.rotate(layer, angle, order=1) for layer in layers])
+        layers = np.clip(layers, 0, 1)
     return layers.max(axis=0), tuple(glyph_box(layer) for layer in layers)
 
 

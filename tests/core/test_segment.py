@@ -22,7 +22,7 @@ from digitcore.line_reader import load_line_reader, pooled
 from digitcore.preprocess import decode_image
 from digitcore.segment import number_from, read_digits
 from testkit.numbers import generate, model_scorer
-from trainer.number_lines import glyph_box, glyph_layers, handwritten, lay_out, printed
+from trainer.number_lines import handwritten, lay_out, printed
 from trainer.sheets import encode, paper_photo
 
 SAMPLES = 100
@@ -163,9 +163,8 @@ def numbers(digits, seed: int, gap: tuple[float, float], angle: float = 0.0):
         number = "".join(str(d) for d in rng.integers(0, 10, int(rng.integers(4, 7))))
         glyphs = [handwritten(digits(int(d), int(rng.integers(0, 50))), 70) for d in number]
         gaps = [round(70 * rng.uniform(*gap)) for _ in number[1:]]
-        layers = glyph_layers(glyphs, gaps, margins=(40, 40, 40, 40))
-        layers = np.stack([ndimage.rotate(layer, angle, order=1) for layer in layers])
-        yield np.clip(layers.max(axis=0), 0, 1), number, [glyph_box(layer) for layer in layers]
+        ink, boxes = lay_out(glyphs, gaps, margins=(40, 40, 40, 40), angle=angle)
+        yield ink, number, boxes
 
 
 @pytest.mark.parametrize("angle", [-15, -10, 10, 15])
