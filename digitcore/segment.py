@@ -13,9 +13,10 @@ picture goes through the single-digit pipeline's decode, paper model and ink map
    span, or nearly the components' median height.
 3. Candidate boundaries (:mod:`digitcore.split_cuts`): straight cuts, leaning a little
    either way, and bent ones, the cheapest paths through the ink from top to bottom, where
-   they cross the fewest strokes. Between two components a cut crosses no ink; between
-   touching digits it crosses their contact; through one digit it mostly crosses two
-   strokes. Of cuts nearly the same, the cheapest stays.
+   they cross the fewest strokes. Between two components a cut crosses no ink (and runs
+   as far from it as it can: faint rims stay with their digits); between touching digits it
+   crosses their contact; through one digit it mostly crosses two strokes. Of cuts nearly
+   the same, the cheapest stays.
 4. A digit is the ink between two boundaries. Every plausible pair is put in MNIST form like
    mnistify does one digit (stroke width, 20-px box, centre of mass) and read by the
    classifier passed in, which has been trained on these very runs
@@ -167,7 +168,7 @@ def read_digits(
     line = _line(ink, level=True)
     if line.raster.shape[1] > 2 * MAX_WIDTH * max_digits * line.height:
         raise TooManyDigitsError(f"the writing is too long for a number of {max_digits} digits")
-    boundaries = _boundaries(line)
+    boundaries = _boundaries(line, mid_gap=True)
     sides = [line.cols > b.path[line.rows] for b in boundaries]
     scored = _scored(line, boundaries, sides, score)
     read = read_line(_reading_view(line)) if read_line is not None else np.empty((0, 10))
@@ -330,8 +331,14 @@ def _slant(ink: np.ndarray) -> float:
     return float(ratios[order][min(middle, order.size - 1)])
 
 
-def _boundaries(line: _Line) -> list[_Boundary]:
-    """The line's two ends and the distinct candidate cuts, left to right."""
+def _boundaries(line: _Line, mid_gap: bool = False) -> list[_Boundary]:
+    """The line's two ends and the distinct candidate cuts, left to right.
+
+    Cuts through one gap all split the clear ink alike; with ``mid_gap`` the one kept runs
+    furthest from it, so that each side's faint rim stays with its digit (a cut hugging one
+    digit gives its rim to the next, whose run can then look too wide to be a digit). The
+    trainer's runs (:func:`candidates`) are cut as the served model learned them: the first
+    such cut found; retraining on mid-gap cuts is left to the next change of the recipe."""
     raster, height = line.raster, line.height
     rows, width = raster.shape
     total = float(raster.sum())
@@ -342,12 +349,13 @@ def _boundaries(line: _Line) -> list[_Boundary]:
         _Boundary(np.full(rows, width - 1), 0, 0.0, CLOSE[1], 1.0),
     ]
     cuts = [
-        (strokes, along, -_gap(nearest, path) / height if strokes == 0 else 0.0, path)
+        (strokes, along, *(_gap(nearest, path) if strokes == 0 else (0.0, 0.0)), path)
         for strokes, along, path in straight_cuts(raster, stroke) + bent_cuts(raster, stroke)
     ]
     shares: list[float] = []
     paths = np.empty((0, rows), dtype=int)
-    for strokes, along, narrow, path in sorted(cuts, key=lambda c: c[:3]):
+    order = sorted(cuts, key=lambda c: (c[0], c[1], -c[2], -c[3] if mid_gap else 0.0))
+    for strokes, along, gap, _, path in order:
         on_left = float(line.values[line.cols <= path[line.rows]].sum()) / total
         room = _room(line, path[rows // 2]) if strokes else 0.0
         if (strokes and abs(room) < CUT_FROM) or not 0.01 < on_left < 0.99:
@@ -359,7 +367,7 @@ def _boundaries(line: _Line) -> list[_Boundary]:
             continue  # (nearly) the same cut as a cheaper one
         shares.append(on_left)
         paths = np.vstack((paths, path))
-        found.append(_Boundary(path, strokes, along, -narrow, on_left, room))
+        found.append(_Boundary(path, strokes, along, gap / height, on_left, room))
     return sorted(found, key=lambda b: b.position)
 
 
@@ -389,15 +397,20 @@ def _nearest_ink(raster: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lefts, rights
 
 
-def _gap(nearest: tuple[np.ndarray, np.ndarray], path: np.ndarray) -> float:
-    """The narrowest gap, in pixels, between the ink on either side of an ink-free path."""
+def _gap(nearest: tuple[np.ndarray, np.ndarray], path: np.ndarray) -> tuple[float, float]:
+    """The narrowest gap, in pixels, between the ink on either side of an ink-free path, and
+    the path's clearance: how near it comes to that ink (the wider, the nearer the middle of
+    the gap it runs, so that the faint rims on either side stay with their own digits)."""
     lefts, rights = nearest
     width = lefts.shape[1]
     rows = np.arange(path.size)
     left = np.where(path >= 0, lefts[rows, np.clip(path, 0, width - 1)], -(10**6))
     right = np.where(path + 1 < width, rights[rows, np.clip(path + 1, 0, width - 1)], 10**6)
     both = (left >= 0) & (right < width)
-    return float((right - left - 1)[both].min()) if both.any() else 0.0
+    if not both.any():
+        return 0.0, 0.0
+    clear = np.minimum(path - left, right - path - 1)
+    return float((right - left - 1)[both].min()), float(clear[both].min())
 
 
 @dataclass(frozen=True)
