@@ -30,7 +30,7 @@ from scipy import ndimage
 
 from digitcore import WORKING_SIZE
 from digitcore.errors import NoDigitFoundError
-from digitcore.paper import fit_paper
+from digitcore.paper import fit_paper, picture_inset
 from digitcore.rules import without_rules
 
 BOX = 20
@@ -130,8 +130,15 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     """Ink intensity in [0, 1] on a zero background, whatever the polarity and lighting.
 
     Nothing here trusts the image's border: the paper is found as the larger, more
-    border-hugging of the two brightness classes, then modelled from its own pixels.
+    border-hugging of the two brightness classes, then modelled from its own pixels. A
+    picture pasted on a flat canvas (:func:`~digitcore.paper.picture_inset`) is measured on
+    its own: the canvas round it is no paper of it, and holds no ink.
     """
+    inset = picture_inset(gray)
+    if inset is not None:
+        ink = np.zeros(gray.shape, dtype=np.float32)
+        ink[inset] = ink_map(gray[inset])
+        return ink
     if min(gray.shape) >= 96:
         gray = ndimage.gaussian_filter(gray, sigma=min(gray.shape) / 400 + 0.5)
     paper = fit_paper(gray)
@@ -165,15 +172,26 @@ class _Component:
         it) or crosses the whole picture as a thin line. A digit cut by a tight crop touches
         the sides only where its strokes reach them, its ink mostly away from them.
         """
+        return self.crosses(labels) or self.along_side(labels)
+
+    def crosses(self, labels: np.ndarray) -> bool:
+        """A thin line across the whole picture, from one side to the other."""
         if not self.touches_border:
             return False
         height, width = labels.shape
         rows, cols = self.box
         box_height, box_width = rows.stop - rows.start, cols.stop - cols.start
-        if (box_width >= 0.9 * width and self.area / box_width < FRAME_LINE * height) or (
+        return (box_width >= 0.9 * width and self.area / box_width < FRAME_LINE * height) or (
             box_height >= 0.9 * height and self.area / box_height < FRAME_LINE * width
-        ):
-            return True
+        )
+
+    def along_side(self, labels: np.ndarray) -> bool:
+        """Ink that runs along a side of the picture, close to it: a page edge, a frame."""
+        if not self.touches_border:
+            return False
+        height, width = labels.shape
+        rows, cols = self.box
+        box_height, box_width = rows.stop - rows.start, cols.stop - cols.start
         mask = labels[self.box] == self.label
         ys, xs = np.nonzero(mask)
         sides = (  # (touches, share of the side covered, mean distance / picture's depth)

@@ -26,6 +26,12 @@ BROAD_PAPER = 0.12  # a bright patch this deep (share of the short side) is pape
 SURE_INK = 0.45  # dark ink: darker than this share of the lit paper is ink, never paper
 SHADOW_FLOOR = 0.3  # but not a broad patch from the edge lighter than this: a deep shadow
 ROUNDS = 2  # rounds of masked smoothing: the second settles the paper next to the ink
+BAR_TOLERANCE = 2.5 / 255  # a flat bar along a side: every pixel of its rows within this of
+BAR_DEPTH = 2  # its outermost row's median (a JPEG's flat blocks), this many rows deep at least
+BAR_INSIDE = 0.05  # and what it frames is a picture: under this share of it is bar-coloured
+BAR_FILLED = 0.3  # and under this share one exact value (else it is a shape drawn filled)
+RING_ROWS = 8  # a JPEG's ringing along the picture's edge (a block): up to this many rows more
+RING_TOLERANCE = 24 / 255  # with every pixel this close to the bar's value go with the bar
 
 
 @dataclass
@@ -83,6 +89,46 @@ def fit_paper(gray: np.ndarray) -> Paper:
             surface = surface + step
     scale = np.maximum(surface, 0.05) / max(float(np.median(level)), 0.05) if dark_ink else 1.0
     return Paper(surface, noise, dark_ink, scale)
+
+
+def picture_inset(gray: np.ndarray) -> tuple[slice, slice] | None:
+    """Where a picture lies that was pasted on a flat canvas: inside the flat bars along its
+    sides (a phone's letterbox, a border an editor added, a photo on a white page), or None.
+
+    A bar is a band of rows (or columns) from a side, each of one value throughout, so not
+    even a stroke crosses it. Bars are only taken off a picture that hardly holds their colour
+    and is not mostly one colour either: a drawing on a plain canvas shows the canvas between
+    its strokes, or fills a shape with its pen, and stays as it is. The
+    JPEG's ringing along the picture's edge goes with the bar, and a pixel more: resizing
+    blends its edge into the picture's."""
+    height, width = gray.shape
+    depths, colours = [], []
+    for side in (gray, gray[::-1], gray.T, gray.T[::-1]):  # top, bottom, left, right
+        value = float(np.median(side[0]))
+        deviation = np.abs(side - value).max(axis=1)
+        depth = _leading(deviation <= BAR_TOLERANCE)
+        if depth < BAR_DEPTH:
+            depths.append(0)
+            continue
+        depth += _leading(deviation[depth : depth + RING_ROWS] <= RING_TOLERANCE)
+        depths.append(depth + 1)
+        colours.append(value)
+    top, bottom, left, right = depths
+    if not colours or top + bottom >= height - BAR_DEPTH or left + right >= width - BAR_DEPTH:
+        return None
+    inset = (slice(top, height - bottom), slice(left, width - right))
+    inside = gray[inset]
+    barlike = np.zeros(inside.shape, dtype=bool)
+    for value in colours:
+        barlike |= np.abs(inside - value) <= BAR_TOLERANCE
+    if barlike.mean() >= BAR_INSIDE or _mode(inside.ravel())[1] >= BAR_FILLED * inside.size:
+        return None
+    return inset
+
+
+def _leading(flags: np.ndarray) -> int:
+    """How many of ``flags`` are true before the first false."""
+    return int(flags.size if flags.all() else np.argmin(flags))
 
 
 def _broad(region: np.ndarray) -> bool:

@@ -94,6 +94,8 @@ TILTS = 61  # this many of them (an odd number: 0 among them), and taken where t
 BAND = 0.9  # rows that holds this share of the ink is at least
 NARROWER = 0.15  # this much narrower than unsheared
 WIDE_GAP = 0.45  # the widest gap the line reader is shown, in H (it learned up to 0.5)
+CROPPED = 1.25  # a line across a picture at most this many times as tall as the other ink
+# is a digit of a number cropped to its ink (it spans the picture only because of the crop)
 
 
 @dataclass(frozen=True)
@@ -215,7 +217,11 @@ def _components(ink: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarra
         )
         found.append((_Component(index + 1, float(values.sum()), int(mask.sum()), box, touches),
                       mask, values))  # fmt: skip
-    kept = [f for f in found if not f[0].frame_like(labels)] or found
+    frames = {id(p) for p, _, _ in found if p.frame_like(labels)}
+    kept = [f for f in found if id(f[0]) not in frames] or found
+    if frames and kept is not found:  # a line across a picture cropped to the number: a digit?
+        tallest = max(p.box[0].stop - p.box[0].start for p, _, _ in kept)
+        kept = [f for f in found if id(f[0]) not in frames or _cropped_digit(f[0], labels, tallest)]
     written = {id(part) for part in without_guides([p for p, _, _ in kept], labels)}
     kept = [f for f in kept if id(f[0]) in written]
     if not kept:
@@ -236,6 +242,18 @@ def _components(ink: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarra
         ys, xs = np.nonzero(mask)
         parts.append((ys + part.box[0].start, xs + part.box[1].start, values))
     return parts
+
+
+def _cropped_digit(part: _Component, labels: np.ndarray, tallest: int) -> bool:
+    """Whether a line across the picture is a digit of a number cropped close to its ink: no
+    taller than the other digits (by ``CROPPED``), no wider than a digit, not along a side."""
+    rows, cols = part.box
+    return (
+        part.crosses(labels)
+        and rows.stop - rows.start <= CROPPED * tallest
+        and cols.stop - cols.start <= MAX_WIDTH * tallest
+        and not part.along_side(labels)
+    )
 
 
 def _line(ink: np.ndarray, level: bool = False) -> _Line:

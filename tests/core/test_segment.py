@@ -215,6 +215,16 @@ def test_the_line_reader_sees_wide_gaps_narrowed(score, digits):
     assert seen(150) == seen(300)
 
 
+def test_a_number_cropped_to_its_ink_is_read_whole(score, line_reader, mnist_test):
+    images, labels = (t.numpy() for t in mnist_test)
+    right = 0
+    for sample in generate("apart", images, labels, 20):
+        image = decode_image(sample.data, gray=True, reduce=False)  # the boxes' pixels
+        x0, y0, x1, y1 = (f(b[i] for b in sample.boxes) for i, f in enumerate((min, min, max, max)))
+        right += read(image.crop((x0, y0, x1, y1)), score, line_reader)[0] == sample.number
+    assert right >= 19  # 20; with a digit that spans the crop taken for a rule: 12
+
+
 @pytest.mark.parametrize("blank", ["white", "paper"])
 def test_a_blank_picture_is_refused(score, blank):
     if blank == "white":
