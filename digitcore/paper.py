@@ -98,18 +98,18 @@ def picture_inset(gray: np.ndarray) -> tuple[slice, slice] | None:
     A bar is a band of rows (or columns) from a side, each of one value throughout, so not
     even a stroke crosses it. Bars are only taken off a picture that hardly holds their colour
     and is not mostly one colour either: a drawing on a plain canvas shows the canvas between
-    its strokes, or fills a shape with its pen, and stays as it is. The
-    JPEG's ringing along the picture's edge goes with the bar, and a pixel more: resizing
-    blends its edge into the picture's."""
+    its strokes, or fills a shape with its pen, and stays as it is. The JPEG's ringing along
+    the picture's edge goes with the bar, and a pixel more: resizing blends its edge into the
+    picture's."""
     height, width = gray.shape
     depths, colours = [], []
     for side in (gray, gray[::-1], gray.T, gray.T[::-1]):  # top, bottom, left, right
         value = float(np.median(side[0]))
+        if np.abs(side[:BAR_DEPTH] - value).max() > BAR_TOLERANCE:
+            depths.append(0)  # no bar (most pictures): the rest is not looked at
+            continue
         deviation = np.abs(side - value).max(axis=1)
         depth = _leading(deviation <= BAR_TOLERANCE)
-        if depth < BAR_DEPTH:
-            depths.append(0)
-            continue
         depth += _leading(deviation[depth : depth + RING_ROWS] <= RING_TOLERANCE)
         depths.append(depth + 1)
         colours.append(value)
