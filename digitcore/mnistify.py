@@ -165,6 +165,12 @@ class _Component:
     box: tuple[slice, slice]
     touches_border: bool
 
+    @property
+    def extent(self) -> tuple[int, int]:
+        """Its box's height and width."""
+        rows, cols = self.box
+        return rows.stop - rows.start, cols.stop - cols.start
+
     def frame_like(self, labels: np.ndarray) -> bool:
         """A page edge, scan border, frame or ruled line, not a digit that the frame cuts.
 
@@ -179,8 +185,7 @@ class _Component:
         if not self.touches_border:
             return False
         height, width = labels.shape
-        rows, cols = self.box
-        box_height, box_width = rows.stop - rows.start, cols.stop - cols.start
+        box_height, box_width = self.extent
         return (box_width >= 0.9 * width and self.area / box_width < FRAME_LINE * height) or (
             box_height >= 0.9 * height and self.area / box_height < FRAME_LINE * width
         )
@@ -191,7 +196,7 @@ class _Component:
             return False
         height, width = labels.shape
         rows, cols = self.box
-        box_height, box_width = rows.stop - rows.start, cols.stop - cols.start
+        box_height, box_width = self.extent
         mask = labels[self.box] == self.label
         ys, xs = np.nonzero(mask)
         sides = (  # (touches, share of the side covered, mean distance / picture's depth)

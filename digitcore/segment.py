@@ -220,7 +220,7 @@ def _components(ink: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarra
     frames = {id(p) for p, _, _ in found if p.frame_like(labels)}
     kept = [f for f in found if id(f[0]) not in frames] or found
     if frames and kept is not found:  # a line across a picture cropped to the number: a digit?
-        tallest = max(p.box[0].stop - p.box[0].start for p, _, _ in kept)
+        tallest = max(p.extent[0] for p, _, _ in kept)
         kept = [f for f in found if id(f[0]) not in frames or _cropped_digit(f[0], labels, tallest)]
     written = {id(part) for part in without_guides([p for p, _, _ in kept], labels)}
     kept = [f for f in kept if id(f[0]) in written]
@@ -247,11 +247,11 @@ def _components(ink: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarra
 def _cropped_digit(part: _Component, labels: np.ndarray, tallest: int) -> bool:
     """Whether a line across the picture is a digit of a number cropped close to its ink: no
     taller than the other digits (by ``CROPPED``), no wider than a digit, not along a side."""
-    rows, cols = part.box
+    height, width = part.extent
     return (
         part.crosses(labels)
-        and rows.stop - rows.start <= CROPPED * tallest
-        and cols.stop - cols.start <= MAX_WIDTH * tallest
+        and height <= CROPPED * tallest
+        and width <= MAX_WIDTH * tallest
         and not part.along_side(labels)
     )
 
