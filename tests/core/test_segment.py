@@ -158,11 +158,12 @@ def test_a_count_no_split_allows_is_set_aside(score, digits):
     assert len(found) == 4 and all(d.line is None for d in found)
 
 
-def numbers(digits, seed: int, gap: tuple[float, float], angle: float = 0.0):
-    """Ten numbers of 4 to 6 MNIST test digits, 70 px tall, gaps of ``gap`` digit heights,
-    turned ``angle`` degrees (a photo taken at an angle): (ink, number, boxes) each."""
+def numbers(digits, seed: int, gap: tuple[float, float], angle: float = 0.0, count: int = 10):
+    """``count`` numbers of 4 to 6 MNIST test digits, 70 px tall, gaps of ``gap`` digit
+    heights, turned ``angle`` degrees (a photo taken at an angle): (ink, number, boxes) each;
+    the first ten of more are the ten."""
     rng = np.random.default_rng(seed)
-    for _ in range(10):
+    for _ in range(count):
         number = "".join(str(d) for d in rng.integers(0, 10, int(rng.integers(4, 7))))
         glyphs = [handwritten(digits(int(d), int(rng.integers(0, 50))), 70) for d in number]
         gaps = [round(70 * rng.uniform(*gap)) for _ in number[1:]]
@@ -173,20 +174,21 @@ def numbers(digits, seed: int, gap: tuple[float, float], angle: float = 0.0):
 @pytest.mark.parametrize("angle", [-15, -10, 10, 15])
 def test_a_number_photographed_at_an_angle_is_read_level(score, line_reader, digits, angle):
     right = 0
-    for ink, number, boxes in numbers(digits, 3, (0.15, 0.35), angle):
+    for ink, number, boxes in numbers(digits, 3, (0.15, 0.35), angle, count=30):
         found, found_boxes = read(picture(ink), score, line_reader)
         right += found == number
         if found == number:
             assert all(overlap(f, b) > 0.6 for f, b in zip(found_boxes, boxes, strict=True))
-    assert right >= 9  # 10 of 10 at each angle; not levelled: 2 to 8 of 10
+    assert right >= 26  # 28-30 of 30 at each angle; not levelled: 2 to 8 of the first 10
+    # (30 numbers: a retraining on another machine moves the first ten's 9-10 to 8-10)
 
 
 def test_digits_far_apart_are_not_read_as_more(score, line_reader, digits):
     right = sum(
         read(picture(ink), score, line_reader)[0] == number
-        for ink, number, _ in numbers(digits, 4, (0.6, 1.4))
+        for ink, number, _ in numbers(digits, 4, (0.6, 1.4), count=30)
     )
-    assert right >= 9  # 9 of 10 (a broken 8 reads 2); gaps as they are: 8
+    assert right >= 26  # 27 of 30 (a broken 8 reads 2); gaps as they are: 8 of the first 10
 
 
 def test_a_number_written_in_a_forms_comb_is_read_without_its_teeth(score, line_reader, digits):
