@@ -30,7 +30,7 @@ from scipy import ndimage
 
 from digitcore import WORKING_SIZE
 from digitcore.errors import NoDigitFoundError
-from digitcore.paper import fit_paper, picture_inset
+from digitcore.paper import fit_paper, picture_inset, turned_canvas
 from digitcore.rules import without_rules
 
 BOX = 20
@@ -139,6 +139,12 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
         ink = np.zeros(gray.shape, dtype=np.float32)
         ink[inset] = ink_map(gray[inset])
         return ink
+    canvas = turned_canvas(gray)
+    if canvas is not None:  # the canvas takes the colour of the picture's nearest pixel
+        nearest = ndimage.distance_transform_edt(
+            canvas, return_distances=False, return_indices=True
+        )
+        gray = gray[tuple(nearest)]
     if min(gray.shape) >= 96:
         gray = ndimage.gaussian_filter(gray, sigma=min(gray.shape) / 400 + 0.5)
     paper = fit_paper(gray)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 from scipy import ndimage
+from scipy.spatial import ConvexHull, QhullError
 
 ANALYSIS_SIZE = 96  # the background is modelled on a copy at most this large
 STEP_NOISE = 3.0  # a closing darker than the surface by this many times the noise
@@ -30,6 +31,9 @@ BAR_TOLERANCE = 2.5 / 255  # a flat bar along a side: every pixel of its rows wi
 BAR_DEPTH = 2  # its outermost row's median (a JPEG's flat blocks), this many rows deep at least
 BAR_INSIDE = 0.05  # and what it frames is a picture: under this share of it is bar-coloured
 BAR_FILLED = 0.3  # and under this share one exact value (else it is a shape drawn filled)
+TURNED_BORDER = 0.5  # a canvas round a picture turned on it: this share of the border at least
+TURNED_AREA = 0.6  # and the picture covers this share of the canvas at least
+TURNED_RECTANGLE = 0.95  # and is a rectangle at any angle: this share of the smallest one round it
 RING_ROWS = 8  # a JPEG's ringing along the picture's edge (a block): up to this many rows more
 RING_TOLERANCE = 24 / 255  # with every pixel this close to the bar's value go with the bar
 
@@ -124,6 +128,63 @@ def picture_inset(gray: np.ndarray) -> tuple[slice, slice] | None:
     if barlike.mean() >= BAR_INSIDE or _mode(inside.ravel())[1] >= BAR_FILLED * inside.size:
         return None
     return inset
+
+
+def turned_canvas(gray: np.ndarray) -> np.ndarray | None:
+    """The flat canvas round a picture that was turned on it (the corners an editor or a
+    scanner's deskewing fills with one colour), as a mask, or None.
+
+    The canvas is the border's colour reaching in from the border, with the JPEG's ringing
+    beside it and a pixel more. It is only taken for one where what it leaves is a picture:
+    most of the frame, a rectangle, hardly holding the canvas' colour, not one colour either.
+    A drawing on a plain canvas, or a digit filling a photo's frame, leaves only its strokes
+    and what they enclose."""
+    border = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
+    value = float(np.median(border))
+    near = np.abs(border - value) <= BAR_TOLERANCE
+    if near.mean() < TURNED_BORDER:
+        return None
+    canvas = _canvas(np.abs(gray - value) <= BAR_TOLERANCE)
+    if not canvas.any() or canvas.mean() > 1 - TURNED_AREA:  # a drawing's canvas, mostly
+        return None
+    ringing = np.abs(gray - value) <= RING_TOLERANCE
+    canvas = ndimage.binary_dilation(canvas, iterations=RING_ROWS, mask=ringing)
+    picture = ndimage.binary_fill_holes(~canvas)
+    if picture.mean() < TURNED_AREA or not _rectangular(picture):
+        return None
+    inside = gray[picture]
+    if np.mean(np.abs(inside - value) <= BAR_TOLERANCE) >= BAR_INSIDE:
+        return None
+    if _mode(inside)[1] >= BAR_FILLED * inside.size:
+        return None
+    return ndimage.binary_dilation(canvas)
+
+
+def _rectangular(region: np.ndarray) -> bool:
+    """Whether ``region`` is a rectangle at any angle: it fills at least ``TURNED_RECTANGLE``
+    of the smallest rectangle round it (a convex hull's edge is one of that rectangle's)."""
+    outline = np.argwhere(region & ~ndimage.binary_erosion(region)).astype(np.float64)
+    try:
+        corners = outline[ConvexHull(outline).vertices]
+    except QhullError:  # a line or a point
+        return False
+    edges = np.diff(np.vstack([corners, corners[:1]]), axis=0)
+    angles = np.arctan2(edges[:, 0], edges[:, 1])
+    cos, sin = np.cos(angles)[:, None], np.sin(angles)[:, None]
+    along = corners[:, 1] * cos + corners[:, 0] * sin  # each edge's direction, every corner
+    across = corners[:, 0] * cos - corners[:, 1] * sin
+    areas = np.ptp(along, axis=1) * np.ptp(across, axis=1)
+    return region.sum() >= TURNED_RECTANGLE * areas.min()
+
+
+def _canvas(barlike: np.ndarray) -> np.ndarray:
+    """The canvas-coloured pixels that reach the picture's edge: the canvas round a picture
+    turned on it (what lies inside the picture, or is enclosed by strokes, is not canvas)."""
+    labels, count = ndimage.label(barlike)
+    reaching = np.zeros(count + 1, dtype=bool)
+    reaching[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = True
+    reaching[0] = False
+    return reaching[labels]
 
 
 def _leading(flags: np.ndarray) -> int:

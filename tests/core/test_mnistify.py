@@ -1,10 +1,11 @@
 """mnistify on real-looking uploads, in-process through ``preprocess`` and the default model.
 
 The metamorphic tests: cropping an accepted upload closer to its ink (the ink's box plus 0-5 px,
-as a cropping tool does), or pasting a photo on a flat canvas (a white page, black bars),
-must not change the digit read. Then the cases that hold both sides
-of the paper model: a digit the frame cuts is kept, a page edge or frame line beside a digit
-is dropped, and a photo of blank paper (noise and light only) is refused.
+as a cropping tool does), pasting a photo on a flat canvas (a white page, black bars) or
+turning it on one (the corners filled), must not change the digit read. Then the cases that
+hold both sides of the paper model: a digit the frame cuts is kept, a page edge or frame
+line beside a digit is dropped, and a photo of blank paper (noise and light only) is
+refused.
 """
 
 from __future__ import annotations
@@ -94,9 +95,7 @@ def pasted(data: bytes, colour: tuple[int, int, int], where: str, fmt: str) -> b
     """The upload pasted on a canvas of one ``colour``, as an editor or a screenshot does."""
     image = Image.open(io.BytesIO(data)).convert("RGB")
     border = (0, image.height) if where == "above and below" else image.height // 2
-    buffer = io.BytesIO()
-    ImageOps.expand(image, border=border, fill=colour).save(buffer, format=fmt)
-    return buffer.getvalue()
+    return encode(np.asarray(ImageOps.expand(image, border=border, fill=colour)), fmt)
 
 
 @pytest.mark.parametrize("canvas", list(CANVASES))
@@ -109,6 +108,40 @@ def test_a_photo_pasted_on_a_flat_canvas_keeps_its_digit(model, mnist_test, canv
     assert len(pairs) >= 19
     assert sum(d == a for d, a in pairs) >= len(pairs) - 1  # with the canvas taken for the
     # photo's paper (one exact value), 2 or 3 of 20
+
+
+TURNS = {  # a photo turned on a flat canvas: (set, canvas colour, format)
+    "photo on black, JPEG": ("photo", (0, 0, 0), "JPEG"),
+    "photo on white": ("photo", (255, 255, 255), "PNG"),
+    "pencil on black": ("pencil", (0, 0, 0), "PNG"),
+    "a strip of paper on white": ("non_square", (255, 255, 255), "PNG"),
+}
+
+
+def turned(data: bytes, angle: float, colour: tuple[int, int, int], fmt: str) -> bytes:
+    """The upload turned by ``angle`` degrees on a canvas of one ``colour`` filling the
+    corners, as an editor straightening a photo or a scanner deskewing a page does."""
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    return encode(
+        np.asarray(image.rotate(angle, Image.Resampling.BICUBIC, expand=True, fillcolor=colour)),
+        fmt,
+    )
+
+
+@pytest.mark.parametrize("turn", list(TURNS))
+def test_a_photo_turned_on_a_flat_canvas_keeps_its_digit(model, mnist_test, turn):
+    name, colour, fmt = TURNS[turn]
+    images, labels = (t.numpy() for t in mnist_test)
+    samples = list(generate(name, images, labels, 20))
+    angles = np.random.default_rng(5).uniform(3, 10, len(samples)) * np.resize([1, -1], 20)
+    first = read(model, [s.data for s in samples])
+    again = read(
+        model, [turned(s.data, a, colour, fmt) for s, a in zip(samples, angles, strict=True)]
+    )
+    pairs = [(d, a) for d, a in zip(first, again, strict=True) if d is not None]
+    assert len(pairs) >= 19
+    assert sum(d == a for d, a in pairs) >= len(pairs) - 1  # with the corners taken for
+    # ink or a frame, 13, 7, 3 and 5 of 20
 
 
 def sheet(ink: np.ndarray, seed: int) -> bytes:
