@@ -30,6 +30,7 @@ ROUNDS = 2  # rounds of masked smoothing: the second settles the paper next to t
 BAR_TOLERANCE = 2.5 / 255  # a flat bar along a side: every pixel of its rows within this of
 BAR_DEPTH = 2  # its outermost row's median (a JPEG's flat blocks), this many rows deep at least
 BAR_INSIDE = 0.05  # and what it frames is a picture: under this share of it is bar-coloured
+BAR_SPREAD = 0.5  # unless this many per bar-coloured one lie just off it (a photo's grain)
 BAR_FILLED = 0.3  # and under this share one exact value (else it is a shape drawn filled)
 TURNED_BORDER = 0.5  # a canvas round a picture turned on it: this share of the border at least
 TURNED_AREA = 0.6  # and the picture covers this share of the canvas at least
@@ -100,11 +101,10 @@ def picture_inset(gray: np.ndarray) -> tuple[slice, slice] | None:
     sides (a phone's letterbox, a border an editor added, a photo on a white page), or None.
 
     A bar is a band of rows (or columns) from a side, each of one value throughout, so not
-    even a stroke crosses it. Bars are only taken off a picture that hardly holds their colour
-    and is not mostly one colour either: a drawing on a plain canvas shows the canvas between
-    its strokes, or fills a shape with its pen, and stays as it is. The JPEG's ringing along
-    the picture's edge goes with the bar, and a pixel more: resizing blends its edge into the
-    picture's."""
+    even a stroke crosses it. Bars are only taken off a picture (:func:`_a_picture`): a
+    drawing on a plain canvas shows the canvas between its strokes, or fills a shape with its
+    pen, and stays as it is. The JPEG's ringing along the picture's edge goes with the bar,
+    and a pixel more: resizing blends its edge into the picture's."""
     height, width = gray.shape
     depths, colours = [], []
     for side in (gray, gray[::-1], gray.T, gray.T[::-1]):  # top, bottom, left, right
@@ -121,13 +121,7 @@ def picture_inset(gray: np.ndarray) -> tuple[slice, slice] | None:
     if not colours or top + bottom >= height - BAR_DEPTH or left + right >= width - BAR_DEPTH:
         return None
     inset = (slice(top, height - bottom), slice(left, width - right))
-    inside = gray[inset]
-    barlike = np.zeros(inside.shape, dtype=bool)
-    for value in colours:
-        barlike |= np.abs(inside - value) <= BAR_TOLERANCE
-    if barlike.mean() >= BAR_INSIDE or _mode(inside.ravel())[1] >= BAR_FILLED * inside.size:
-        return None
-    return inset
+    return inset if _a_picture(gray[inset], colours) else None
 
 
 def turned_canvas(gray: np.ndarray) -> np.ndarray | None:
@@ -152,12 +146,25 @@ def turned_canvas(gray: np.ndarray) -> np.ndarray | None:
     picture = ndimage.binary_fill_holes(~canvas)
     if picture.mean() < TURNED_AREA or not _rectangular(picture):
         return None
-    inside = gray[picture]
-    if np.mean(np.abs(inside - value) <= BAR_TOLERANCE) >= BAR_INSIDE:
-        return None
-    if _mode(inside)[1] >= BAR_FILLED * inside.size:
+    if not _a_picture(gray[picture], [value]):
         return None
     return ndimage.binary_dilation(canvas)
+
+
+def _a_picture(inside: np.ndarray, colours: list[float]) -> bool:
+    """Whether what a canvas of ``colours`` frames is a picture pasted on it, not a drawing.
+
+    A drawing shows its canvas between its strokes: one colour exactly, a spike of pixels
+    within ``BAR_TOLERANCE`` of it with hardly any just beyond (only the strokes' blended
+    edges). A photo whose paper is about the canvas' colour spreads over it, its pixels as
+    often just beyond as within. Nor is a picture mostly one exact value: that is a shape
+    drawn filled."""
+    distance = np.min([np.abs(inside - value) for value in colours], axis=0)
+    canvas = np.count_nonzero(distance <= BAR_TOLERANCE)
+    beside = np.count_nonzero(distance <= 2 * BAR_TOLERANCE) - canvas
+    if canvas >= BAR_INSIDE * inside.size and beside < BAR_SPREAD * canvas:
+        return False
+    return _mode(inside.ravel())[1] < BAR_FILLED * inside.size
 
 
 def _rectangular(region: np.ndarray) -> bool:
