@@ -32,6 +32,10 @@ BAR_DEPTH = 2  # its outermost row's median (a JPEG's flat blocks), this many ro
 BAR_INSIDE = 0.05  # and what it frames is a picture: under this share of it is bar-coloured
 BAR_SPREAD = 0.5  # unless this many per bar-coloured one lie just off it (a photo's grain)
 BAR_FILLED = 0.3  # and under this share one exact value (else it is a shape drawn filled)
+PAGE_SHARE = 0.5  # a page pasted on a canvas: this share of it one exact colour at least
+PAGE_MARGIN = 0.9  # and as much of its margin, with none of the canvas' colour in it
+PAGE_INK = 0.002  # with something drawn within it on this share of it at least
+PAGE_SIDE = 32  # and this many pixels each way at least: larger than a digit's blob (MNIST's)
 TURNED_BORDER = 0.5  # a canvas round a picture turned on it: this share of the border at least
 TURNED_AREA = 0.6  # and the picture covers this share of the canvas at least
 TURNED_RECTANGLE = 0.95  # and is a rectangle at any angle: this share of the smallest one round it
@@ -121,7 +125,9 @@ def picture_inset(gray: np.ndarray) -> tuple[slice, slice] | None:
     if not colours or top + bottom >= height - BAR_DEPTH or left + right >= width - BAR_DEPTH:
         return None
     inset = (slice(top, height - bottom), slice(left, width - right))
-    return inset if _a_picture(gray[inset], colours) else None
+    inside = np.zeros(gray.shape, dtype=bool)
+    inside[inset] = True
+    return inset if _a_picture(gray, inside, colours) else None
 
 
 def turned_canvas(gray: np.ndarray) -> np.ndarray | None:
@@ -146,25 +152,54 @@ def turned_canvas(gray: np.ndarray) -> np.ndarray | None:
     picture = ndimage.binary_fill_holes(~canvas)
     if picture.mean() < TURNED_AREA or not _rectangular(picture):
         return None
-    if not _a_picture(gray[picture], [value]):
+    if not _a_picture(gray, picture, [value]):
         return None
     return ndimage.binary_dilation(canvas)
 
 
-def _a_picture(inside: np.ndarray, colours: list[float]) -> bool:
-    """Whether what a canvas of ``colours`` frames is a picture pasted on it, not a drawing.
+def _a_picture(gray: np.ndarray, region: np.ndarray, colours: list[float]) -> bool:
+    """Whether what a canvas of ``colours`` frames (``region``, a mask) is a picture pasted
+    on it, not a drawing.
 
     A drawing shows its canvas between its strokes: one colour exactly, a spike of pixels
     within ``BAR_TOLERANCE`` of it with hardly any just beyond (only the strokes' blended
     edges). A photo whose paper is about the canvas' colour spreads over it, its pixels as
-    often just beyond as within. Nor is a picture mostly one exact value: that is a shape
-    drawn filled."""
+    often just beyond as within. Nor is a picture mostly one exact value (a shape drawn
+    filled), unless that is a page's (:func:`_a_page`): then the canvas' colour on it is ink.
+    """
+    inside = gray[region]
+    if _a_page(gray, region, colours):
+        return True
     distance = np.min([np.abs(inside - value) for value in colours], axis=0)
     canvas = np.count_nonzero(distance <= BAR_TOLERANCE)
     beside = np.count_nonzero(distance <= 2 * BAR_TOLERANCE) - canvas
     if canvas >= BAR_INSIDE * inside.size and beside < BAR_SPREAD * canvas:
         return False
-    return _mode(inside.ravel())[1] < BAR_FILLED * inside.size
+    return _mode(inside)[1] < BAR_FILLED * inside.size
+
+
+def _a_page(gray: np.ndarray, region: np.ndarray, colours: list[float]) -> bool:
+    """Whether ``region`` is a page of one exact colour, not the canvas', drawn on: a digital
+    drawing, a screenshot's canvas. Its margin (just within its edge, whose pixels the
+    pasting may blend) is that colour all round, and something else lies within the margin.
+    A shape drawn filled holds nothing, or shows the canvas between its parts at its edge;
+    strokes, a box or a drawing's canvas have no margin, and a blob of ink with a speck in it
+    is smaller than a page.
+    """
+    rows, columns = np.nonzero(region)
+    if min(np.ptp(rows), np.ptp(columns)) + 1 < PAGE_SIDE:
+        return False
+    value, count = _mode(gray[region])
+    if count < PAGE_SHARE * region.sum() or min(abs(value - c) for c in colours) <= RING_TOLERANCE:
+        return False
+    within = ndimage.binary_erosion(region)
+    inner = ndimage.binary_erosion(within, iterations=2)
+    margin = gray[within & ~inner]
+    if margin.size == 0 or np.mean(margin == value) < PAGE_MARGIN:
+        return False
+    if min(np.abs(margin - c).min() for c in colours) <= BAR_TOLERANCE:
+        return False  # the canvas shows between shapes drawn filled
+    return np.count_nonzero(np.abs(gray[inner] - value) > RING_TOLERANCE) >= PAGE_INK * region.sum()
 
 
 def _rectangular(region: np.ndarray) -> bool:
