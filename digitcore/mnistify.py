@@ -7,9 +7,10 @@ picture differs (SPEC §4):
 
 1. :func:`to_luminance` — any mode to one float channel; ink that lives in the alpha channel
    (a transparent canvas) is composited onto a background that contrasts with it.
-2. :func:`ink_map` — fit the background (:mod:`digitcore.paper`: uneven light, shadows, their
-   sharp edges) robustly, decide the polarity, stretch the contrast and zero what is within
-   the background's noise, keeping anti-aliased edges.
+2. :func:`picture_ink` — the picture itself, where it was pasted or turned on a flat canvas;
+   :func:`ink_map` — fit the background (:mod:`digitcore.paper`: uneven light, shadows,
+   their sharp edges) robustly, decide the polarity, stretch the contrast and zero what is
+   within the background's noise, keeping anti-aliased edges.
 3. :func:`select_digit` — connected components: drop frames/page edges, small specks, what
    reaches in from the edge (:func:`without_intruders`: a finger) and the guides drawn round
    or under the digit (:func:`without_guides`).
@@ -86,12 +87,13 @@ def mnistify(image: Image.Image) -> np.ndarray:
 
 def mnist_digit(image: Image.Image) -> MnistDigit:
     """:func:`mnistify`, also counting the digit-sized pieces of ink side by side."""
-    ink = ink_map(to_luminance(image))
+    gray = to_luminance(image)
+    ink, (top, left) = picture_ink(gray)
     selection = select_digit(ink)
     mnist = place_by_mass(fit_box(normalize_stroke(selection.crop)))
     height, width = selection.crop.shape
-    top, left = selection.corner
-    rows, cols = ink.shape
+    top, left = top + selection.corner[0], left + selection.corner[1]
+    rows, cols = gray.shape
     box = (left / cols, top / rows, (left + width) / cols, (top + height) / rows)
     return MnistDigit(mnist, selection.side_by_side, width / height, box, max(height, width))
 
@@ -126,19 +128,27 @@ def _has_alpha(image: Image.Image) -> bool:
     return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
 
 
+def picture_ink(gray: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """The ink of the picture in ``gray`` (:func:`ink_map`) and the picture's top-left corner.
+
+    A picture pasted on a flat canvas (:func:`~digitcore.paper.picture_inset`) is the picture:
+    the canvas round it is no paper of it and holds no ink, and its edges are the picture's,
+    where a finger reaches in or the frame cuts the digit.
+    """
+    inset = picture_inset(gray)
+    if inset is None:
+        return ink_map(gray), (0, 0)
+    return ink_map(gray[inset]), (inset[0].start, inset[1].start)
+
+
 def ink_map(gray: np.ndarray) -> np.ndarray:
     """Ink intensity in [0, 1] on a zero background, whatever the polarity and lighting.
 
     Nothing here trusts the image's border: the paper is found as the larger, more
     border-hugging of the two brightness classes, then modelled from its own pixels. A
-    picture pasted on a flat canvas (:func:`~digitcore.paper.picture_inset`) is measured on
-    its own: the canvas round it is no paper of it, and holds no ink.
+    picture turned on a flat canvas (:func:`~digitcore.paper.turned_canvas`) has the canvas
+    painted over with the picture's nearest pixels.
     """
-    inset = picture_inset(gray)
-    if inset is not None:
-        ink = np.zeros(gray.shape, dtype=np.float32)
-        ink[inset] = ink_map(gray[inset])
-        return ink
     canvas = turned_canvas(gray)
     if canvas is not None:  # the canvas takes the colour of the picture's nearest pixel
         nearest = ndimage.distance_transform_edt(

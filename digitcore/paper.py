@@ -29,13 +29,13 @@ SHADOW_FLOOR = 0.3  # but not a broad patch from the edge lighter than this: a d
 ROUNDS = 2  # rounds of masked smoothing: the second settles the paper next to the ink
 BAR_TOLERANCE = 2.5 / 255  # a flat bar along a side: every pixel of its rows within this of
 BAR_DEPTH = 2  # its outermost row's median (a JPEG's flat blocks), this many rows deep at least
-BAR_INSIDE = 0.05  # and what it frames is a picture: under this share of it is bar-coloured
+PICTURE_SIDE = 32  # what they frame is a picture: this many pixels each way (MNIST's are 28),
+BAR_INSIDE = 0.05  # under this share of it is bar-coloured
 BAR_SPREAD = 0.5  # unless this many per bar-coloured one lie just off it (a photo's grain)
 BAR_FILLED = 0.3  # and under this share one exact value (else it is a shape drawn filled)
 PAGE_SHARE = 0.5  # a page pasted on a canvas: this share of it one exact colour at least
 PAGE_MARGIN = 0.9  # and as much of its margin, with none of the canvas' colour in it
 PAGE_INK = 0.002  # with something drawn within it on this share of it at least
-PAGE_SIDE = 32  # and this many pixels each way at least: larger than a digit's blob (MNIST's)
 TURNED_BORDER = 0.5  # a canvas round a picture turned on it: this share of the border at least
 TURNED_AREA = 0.6  # and the picture covers this share of the canvas at least
 TURNED_RECTANGLE = 0.95  # and is a rectangle at any angle: this share of the smallest one round it
@@ -166,7 +166,11 @@ def _a_picture(gray: np.ndarray, region: np.ndarray, colours: list[float]) -> bo
     edges). A photo whose paper is about the canvas' colour spreads over it, its pixels as
     often just beyond as within. Nor is a picture mostly one exact value (a shape drawn
     filled), unless that is a page's (:func:`_a_page`): then the canvas' colour on it is ink.
+    And a picture is larger than a digit's strokes: what bars frame in an MNIST digit is.
     """
+    rows, columns = np.nonzero(region)
+    if min(np.ptp(rows), np.ptp(columns)) + 1 < PICTURE_SIDE:
+        return False
     inside = gray[region]
     if _a_page(gray, region, colours):
         return True
@@ -183,12 +187,8 @@ def _a_page(gray: np.ndarray, region: np.ndarray, colours: list[float]) -> bool:
     drawing, a screenshot's canvas. Its margin (just within its edge, whose pixels the
     pasting may blend) is that colour all round, and something else lies within the margin.
     A shape drawn filled holds nothing, or shows the canvas between its parts at its edge;
-    strokes, a box or a drawing's canvas have no margin, and a blob of ink with a speck in it
-    is smaller than a page.
+    strokes, a box or a drawing's canvas have no margin.
     """
-    rows, columns = np.nonzero(region)
-    if min(np.ptp(rows), np.ptp(columns)) + 1 < PAGE_SIDE:
-        return False
     value, count = _mode(gray[region])
     if count < PAGE_SHARE * region.sum() or min(abs(value - c) for c in colours) <= RING_TOLERANCE:
         return False

@@ -51,8 +51,8 @@ from digitcore.mnistify import (
     EIGHT_NEIGHBOURS,
     _Component,
     fit_box,
-    ink_map,
     normalize_stroke,
+    picture_ink,
     place_by_mass,
     stroke_width,
     to_luminance,
@@ -166,7 +166,8 @@ def read_digits(
     a picture without digits and :class:`~digitcore.errors.TooManyDigitsError` for one that
     holds more than ``max_digits``.
     """
-    ink = ink_map(to_luminance(image))
+    gray = to_luminance(image)
+    ink, (top, left) = picture_ink(gray)
     line = _line(ink, level=True)
     if line.raster.shape[1] > 2 * MAX_WIDTH * max_digits * line.height:
         raise TooManyDigitsError(f"the writing is too long for a number of {max_digits} digits")
@@ -179,16 +180,16 @@ def read_digits(
         groups, read = _choose(line, boundaries, sides, scored), None
     if len(groups) > max_digits:
         raise TooManyDigitsError(f"more than {max_digits} digits found: send one number at a time")
-    scale_y, scale_x = image.height / ink.shape[0], image.width / ink.shape[1]
+    scale_y, scale_x = image.height / gray.shape[0], image.width / gray.shape[1]
     digits = []
     for index, pick in enumerate(groups):
         clear = pick[line.values[pick] >= CROSSED]  # not the faint rim of a neighbour's stroke
         ys, xs = line.ys[clear if clear.size else pick], line.xs[clear if clear.size else pick]
         box = (
-            int(np.floor(xs.min() * scale_x)),
-            int(np.floor(ys.min() * scale_y)),
-            int(np.ceil((xs.max() + 1) * scale_x)),
-            int(np.ceil((ys.max() + 1) * scale_y)),
+            int(np.floor((left + xs.min()) * scale_x)),
+            int(np.floor((top + ys.min()) * scale_y)),
+            int(np.ceil((left + xs.max() + 1) * scale_x)),
+            int(np.ceil((top + ys.max() + 1) * scale_y)),
         )
         digits.append(DigitBox(box, _mnist(line, pick), None if read is None else read[index]))
     return digits
@@ -441,7 +442,7 @@ class Candidate:
 
 
 def candidates(ink: np.ndarray) -> list[Candidate]:
-    """Every run of an ink map (as :func:`~digitcore.mnistify.ink_map` gives) between two
+    """Every run of an ink map (as :func:`~digitcore.mnistify.picture_ink` gives) between two
     candidate cuts that the reader weighs as a digit, in MNIST form. The trainer teaches the
     classifier what these look like: a digit, or a piece or pair of digits (not a digit)."""
     line = _line(ink)

@@ -36,7 +36,7 @@ from digitcore.line_reader import (
     line_tensor,
     save_line_reader,
 )
-from digitcore.mnistify import ink_map, to_luminance
+from digitcore.mnistify import picture_ink, to_luminance
 from digitcore.preprocess import decode_image
 from digitcore.segment import line_raster
 from trainer.cache import cached
@@ -92,7 +92,7 @@ def draw_lines(
         ink, _ = lay_out(glyphs, gaps, drops, margins)
         data = on_sheet(ink, rng, SHEETS[int(rng.integers(len(SHEETS)))])
         try:
-            raster = line_raster(ink_map(to_luminance(decode_image(data, gray=True))))
+            raster = line_raster(picture_ink(to_luminance(decode_image(data, gray=True)))[0])
         except ImageInputError:  # a sheet that lost the ink: nothing to learn from
             continue
         lines.append(np.rint(line_tensor(raster).numpy() * 255).astype(np.uint8))

@@ -20,7 +20,7 @@ from digitcore.line_reader import (
     load_line_reader,
     save_line_reader,
 )
-from digitcore.mnistify import ink_map, to_luminance
+from digitcore.mnistify import picture_ink, to_luminance
 from digitcore.preprocess import decode_image
 from digitcore.segment import line_raster, number_from
 from testkit.numbers import generate
@@ -97,7 +97,9 @@ def test_the_trained_reader_reads_whole_numbers(
     images, labels = (t.numpy() for t in mnist_test)
     samples = list(generate(family, images, labels, 100))
     read = [
-        number_from(reader(line_raster(ink_map(to_luminance(decode_image(s.data, gray=True))))))
+        number_from(
+            reader(line_raster(picture_ink(to_luminance(decode_image(s.data, gray=True)))[0]))
+        )
         for s in samples
     ]
     right = sum(r == s.number for r, s in zip(read, samples, strict=True))
