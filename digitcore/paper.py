@@ -34,7 +34,7 @@ BAR_INSIDE = 0.05  # under this share of it is bar-coloured
 BAR_SPREAD = 0.5  # unless this many per bar-coloured one lie just off it (a photo's grain)
 BAR_FILLED = 0.3  # and under this share one exact value (else it is a shape drawn filled)
 PAGE_SHARE = 0.5  # a page pasted on a canvas: this share of it one exact colour at least
-PAGE_MARGIN = 0.9  # and as much of its margin, with none of the canvas' colour in it
+PAGE_MARGIN = 0.9  # and its margin, to the ringing, with none of the canvas' colour in it
 PAGE_INK = 0.002  # with something drawn within it on this share of it at least
 TURNED_BORDER = 0.5  # a canvas round a picture turned on it: this share of the border at least
 TURNED_AREA = 0.6  # and the picture covers this share of the canvas at least
@@ -185,7 +185,8 @@ def _a_picture(gray: np.ndarray, region: np.ndarray, colours: list[float]) -> bo
 def _a_page(gray: np.ndarray, region: np.ndarray, colours: list[float]) -> bool:
     """Whether ``region`` is a page of one exact colour, not the canvas', drawn on: a digital
     drawing, a screenshot's canvas. Its margin (just within its edge, whose pixels the
-    pasting may blend) is that colour all round, and something else lies within the margin.
+    pasting may blend) is that colour all round (to a JPEG's ringing), and something else lies
+    within the margin.
     A shape drawn filled holds nothing, or shows the canvas between its parts at its edge;
     strokes, a box or a drawing's canvas have no margin.
     """
@@ -195,7 +196,7 @@ def _a_page(gray: np.ndarray, region: np.ndarray, colours: list[float]) -> bool:
     within = ndimage.binary_erosion(region)
     inner = ndimage.binary_erosion(within, iterations=2)
     margin = gray[within & ~inner]
-    if margin.size == 0 or np.mean(margin == value) < PAGE_MARGIN:
+    if margin.size == 0 or np.mean(np.abs(margin - value) <= RING_TOLERANCE) < PAGE_MARGIN:
         return False
     if min(np.abs(margin - c).min() for c in colours) <= BAR_TOLERANCE:
         return False  # the canvas shows between shapes drawn filled

@@ -1,19 +1,21 @@
 """The number reader (:mod:`digitcore.segment`) on pictures of whole numbers, real model.
 
 Numbers are laid out from MNIST test digits and fonts (:mod:`testkit.numbers`): the digits
-come back left to right with boxes in the input's pixels, a broken stroke or a 5's detached
-flag stays one digit, touching digits are split, a blank picture is refused, and the exact
-accuracy over the first 100 pictures of each family stays above its floor.
+come back left to right with boxes in the input's pixels (pasted on black too), a broken
+stroke or a 5's detached flag stays one digit, touching digits are split, a blank picture is
+refused, and the exact accuracy over the first 100 pictures of each family stays above its
+floor.
 """
 
 from __future__ import annotations
 
+import io
 from itertools import pairwise
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 from scipy import ndimage
 
 from digitcore.checkpoint import load_model
@@ -225,6 +227,26 @@ def test_a_number_cropped_to_its_ink_is_read_whole(score, line_reader, mnist_tes
         x0, y0, x1, y1 = (f(b[i] for b in sample.boxes) for i, f in enumerate((min, min, max, max)))
         right += read(image.crop((x0, y0, x1, y1)), score, line_reader)[0] == sample.number
     assert right >= 19  # 20; with a digit that spans the crop taken for a rule: 12
+
+
+@pytest.mark.parametrize("where", ["all round", "above and below"])
+def test_a_number_pasted_on_black_is_read_with_its_boxes(score, line_reader, mnist_test, where):
+    """A screenshot's dark frame round the page, a phone's letterbox bars (JPEG)."""
+    images, labels = (t.numpy() for t in mnist_test)
+    right = 0
+    for sample in generate("apart", images, labels, 20):
+        page = decode_image(sample.data, gray=True, reduce=False).convert("RGBA")
+        page = Image.alpha_composite(Image.new("RGBA", page.size, "white"), page)  # a canvas'
+        border = (0, page.height) if where == "above and below" else page.height // 2
+        framed = np.asarray(ImageOps.expand(page.convert("RGB"), border))
+        pasted = Image.open(io.BytesIO(encode(framed, "JPEG")))
+        found, boxes = read(pasted, score, line_reader)
+        if found == sample.number:
+            right += 1
+            left, top = (border, border) if isinstance(border, int) else border
+            moved = [(x0 + left, y0 + top, x1 + left, y1 + top) for x0, y0, x1, y1 in sample.boxes]
+            assert all(overlap(f, b) > 0.6 for f, b in zip(boxes, moved, strict=True))
+    assert right >= 19  # 20; with the page taken for a shape drawn filled, 6 and 7 of 20
 
 
 @pytest.mark.parametrize("blank", ["white", "paper"])
