@@ -37,6 +37,7 @@ from digitcore.rules import without_rules
 BOX = 20
 CANVAS = 28
 CENTRE = 14.0
+PAINT_SIGMA = 8.0  # a turned picture's canvas, painted with its nearest pixels, is smoothed (px)
 NOISE_FLOOR = 0.01  # minimum threshold above the background, in [0, 1] luminance units
 MIN_CONTRAST = 0.04  # ink weaker than this against the background is not ink
 SURE_STROKE = 3.0  # when the pixels this many times the noise floor are few, the ink's level
@@ -147,14 +148,17 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     Nothing here trusts the image's border: the paper is found as the larger, more
     border-hugging of the two brightness classes, then modelled from its own pixels. A
     picture turned on a flat canvas (:func:`~digitcore.paper.turned_canvas`) has the canvas
-    painted over with the picture's nearest pixels.
+    painted over with the picture's nearest pixels, smoothed.
     """
     canvas = turned_canvas(gray)
-    if canvas is not None:  # the canvas takes the colour of the picture's nearest pixel
+    if canvas is not None:  # the canvas takes the colour of the picture's nearest pixel,
+        # smoothed: copied outwards, the paper's grain streaks into lines a small digit's
+        # faint ink competes with
         nearest = ndimage.distance_transform_edt(
             canvas, return_distances=False, return_indices=True
         )
-        gray = gray[tuple(nearest)]
+        painted = ndimage.gaussian_filter(gray[tuple(nearest)], PAINT_SIGMA)
+        gray = np.where(canvas, painted, gray)
     if min(gray.shape) >= 96:
         gray = ndimage.gaussian_filter(gray, sigma=min(gray.shape) / 400 + 0.5)
     paper = fit_paper(gray)
