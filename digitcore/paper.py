@@ -171,9 +171,9 @@ def _a_picture(gray: np.ndarray, region: np.ndarray, colours: list[float]) -> bo
     rows, columns = np.nonzero(region)
     if min(np.ptp(rows), np.ptp(columns)) + 1 < PICTURE_SIDE:
         return False
-    inside = gray[region]
     if _a_page(gray, region, colours):
         return True
+    inside = gray[region]
     distance = np.min([np.abs(inside - value) for value in colours], axis=0)
     canvas = np.count_nonzero(distance <= BAR_TOLERANCE)
     beside = np.count_nonzero(distance <= 2 * BAR_TOLERANCE) - canvas
@@ -184,11 +184,12 @@ def _a_picture(gray: np.ndarray, region: np.ndarray, colours: list[float]) -> bo
 
 def _a_page(gray: np.ndarray, region: np.ndarray, colours: list[float]) -> bool:
     """Whether ``region`` is a page of one exact colour, not the canvas', drawn on: a digital
-    drawing, a screenshot's canvas. Its margin (just within its edge, whose pixels the
-    pasting may blend) is that colour all round (to a JPEG's ringing), and something else lies
-    within the margin.
-    A shape drawn filled holds nothing, or shows the canvas between its parts at its edge;
-    strokes, a box or a drawing's canvas have no margin.
+    drawing, a screenshot's canvas.
+
+    Its margin (just within its edge, whose pixels the pasting may blend) is that colour all
+    round (to a JPEG's ringing), and something else lies within the margin. A shape drawn
+    filled holds nothing, or shows the canvas between its parts at its edge; strokes, a box
+    or a drawing's canvas have no margin.
     """
     value, count = _mode(gray[region])
     if count < PAGE_SHARE * region.sum() or min(abs(value - c) for c in colours) <= RING_TOLERANCE:
