@@ -41,6 +41,7 @@ TURNED_AREA = 0.6  # and the picture covers this share of the canvas at least
 TURNED_RECTANGLE = 0.95  # and is a rectangle at any angle: this share of the smallest one round it
 RING_ROWS = 8  # a JPEG's ringing along the picture's edge (a block): up to this many rows more
 RING_TOLERANCE = 24 / 255  # with every pixel this close to the bar's value go with the bar
+BOWL = np.array([False, False, False, True, True])  # the light's terms: x, y, 1, x^2, y^2
 
 
 @dataclass
@@ -82,7 +83,10 @@ def fit_paper(gray: np.ndarray) -> Paper:
         return Paper(mode, 0.0, dark_ink, max(mode, 0.05) if dark_ink else 1.0)
     if not dark_ink and _broad(~dark):
         dark_ink = True  # the dark class is a shadow's paper and the ink, the bright one lit paper
-    level, depth, window = _closed_paper(small, dark_ink, small[~dark] if dark_ink else None)
+    plane, bowl = _light(small, dark_ink)
+    level, depth, window = _closed_paper(
+        small, plane + bowl, dark_ink, small[~dark] if dark_ink else None
+    )
     sigma = max(1.0, max(small.shape) / 40)
     for _ in range(ROUNDS):
         residual = small - level
@@ -93,7 +97,7 @@ def fit_paper(gray: np.ndarray) -> Paper:
     surface = _grown(level, gray.shape)
     if dark_ink and surface.shape != small.shape:
         lit = float(np.median(small[~dark]))
-        step = _steps(gray, small, level, surface, window, weights, noise, lit)
+        step = _steps(gray, small, bowl, level, surface, window, weights, noise, lit)
         if step is not None:
             surface = surface + step
     scale = np.maximum(surface, 0.05) / max(float(np.median(level)), 0.05) if dark_ink else 1.0
@@ -249,10 +253,10 @@ def _broad(region: np.ndarray) -> bool:
 
 
 def _closed_paper(
-    small: np.ndarray, dark_ink: bool, paper: np.ndarray | None = None
+    small: np.ndarray, light: np.ndarray, dark_ink: bool, paper: np.ndarray | None = None
 ) -> tuple[np.ndarray, float, int]:
-    """A first paper level: the ink closed over (grey closing), how deep the ink goes, and the
-    closing's window.
+    """A first paper level: the ink closed over (grey closing, on the picture less the smooth
+    ``light``), how deep the ink goes, and the closing's window.
 
     The window starts at a quarter of the image, which follows light and shadows, and grows
     while the ink has strokes too wide for it (thick marker filling the frame). Ink is what
@@ -261,14 +265,13 @@ def _closed_paper(
     a stroke wider than the window is not lifted at all, so the lift alone would never see it.
     """
     close = ndimage.grey_closing if dark_ink else ndimage.grey_opening
-    tilt = _tilt(small, dark_ink)
     window = max(3, round(max(small.shape) / 4))
     sure = None
     if paper is not None and paper.size:
         lit = float(np.median(paper))
         sure = _without_shadows(small, small < SURE_INK * lit, lit)
     for _ in range(3):
-        level = close(small - tilt, size=(window, window), mode="nearest") + tilt
+        level = close(small - light, size=(window, window), mode="nearest") + light
         residual = small - level if dark_ink else level - small
         depth = max(0.5 * float(np.abs(np.percentile(residual, 2))), 0.01)
         ink = residual < -depth
@@ -304,6 +307,7 @@ def _without_shadows(small: np.ndarray, sure: np.ndarray, lit: float) -> np.ndar
 def _steps(
     gray: np.ndarray,
     small: np.ndarray,
+    bowl: np.ndarray,
     level: np.ndarray,
     surface: np.ndarray,
     window: int,
@@ -317,14 +321,15 @@ def _steps(
     The ``surface`` (``level`` on the small copy, stretched) is smooth, so a sharp edge comes
     out smeared over several pixels, and its dark side, lit in the surface, becomes a band of
     ink through or beside the digit. A grey closing keeps such an edge: where the copy's
-    closing (the paper's first ``window``) is darker than the surface by a clear step, an
-    edge is near. There, at full size, the level of a closing only a few copy pixels wide
+    closing (the paper's first ``window``, on the copy less the lens' ``bowl``, whose dark
+    corners would pass for shadows) is darker than the surface by a clear step, an edge is
+    near. There, at full size, the level of a closing only a few copy pixels wide
     (which still lifts the strokes and follows the paper's slope) replaces the surface, less
     its median lift over the paper (a closing rides on the grain). Never down to ink: not
     below ``SHADOW_FLOOR`` of the ``lit`` paper, nor below the darkest paper (``weights``)
     around.
     """
-    closed = ndimage.grey_closing(small, size=(window, window), mode="mirror")
+    closed = ndimage.grey_closing(small - bowl, size=(window, window), mode="mirror") + bowl
     edge = level - closed > max(STEP_NOISE * noise, STEP_DEPTH * lit)
     if not edge.any():
         return None
@@ -342,26 +347,49 @@ def _steps(
     return np.where(near, fine - surface, 0.0).astype(np.float32)
 
 
-def _tilt(small: np.ndarray, dark_ink: bool) -> np.ndarray:
-    """The plane that fits the paper best (least squares, refitted twice without the pixels
-    on the ink's side of it): the light's slope across the page.
+def _light(small: np.ndarray, dark_ink: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The smooth light across the page, fitted to the paper (least squares, refitted twice
+    without the pixels on the ink's side of it): a plane, and under dark ink a bowl darker
+    towards every edge (zero where there is none).
 
-    The closing runs on the picture less this plane. On the picture itself a window at the
+    The closing runs on the picture less this surface. On the picture itself a window at the
     edge sees only the lighter side of a slope that darkens towards that edge, so the paper's
     level came out too light there, and a page's dark corner became a patch of ink (a wide
-    one, which outweighed a digit written small).
+    one, which outweighed a digit written small). A phone's lens darkens all four corners so
+    (vignetting), which a plane cannot follow. A bowl lighter towards either pair of edges is
+    no lens: the ink of a digit filling the picture, or a shadow over one side; the plane
+    alone is fitted then.
     """
     rows, cols = small.shape
     ys, xs = np.mgrid[0:rows, 0:cols]
-    design = np.stack([xs.ravel() / cols, ys.ravel() / rows, np.ones(rows * cols)], axis=1)
+    x, y = xs.ravel() / cols - 0.5, ys.ravel() / rows - 0.5
+    design = np.stack([x, y, np.ones(rows * cols), x * x, y * y], axis=1)
     values = small.ravel().astype(np.float64)
     keep = np.ones(values.size, dtype=bool)
+    terms = np.full(BOWL.size, True) if dark_ink else ~BOWL
     for _ in range(3):
-        coefficients = np.linalg.lstsq(design[keep], values[keep], rcond=None)[0]
+        coefficients = _fitted(design, values, keep, terms)
+        if (coefficients[BOWL] > 0).any():
+            coefficients = _fitted(design, values, keep, ~BOWL)
         residual = values - design @ coefficients
         spread = max(1.4826 * float(np.median(np.abs(residual[keep]))), 1e-3)
         keep = residual > -3 * spread if dark_ink else residual < 3 * spread
-    return (design @ coefficients).reshape(rows, cols).astype(np.float32)
+    plane = design[:, ~BOWL] @ coefficients[~BOWL]
+    bowl = design[:, BOWL] @ coefficients[BOWL]
+    return (
+        plane.reshape(rows, cols).astype(np.float32),
+        bowl.reshape(rows, cols).astype(np.float32),
+    )
+
+
+def _fitted(
+    design: np.ndarray, values: np.ndarray, keep: np.ndarray, terms: np.ndarray
+) -> np.ndarray:
+    """Least-squares coefficients of ``design``'s ``terms`` columns on the ``keep`` rows
+    (the others' coefficients zero)."""
+    coefficients = np.zeros(design.shape[1])
+    coefficients[terms] = np.linalg.lstsq(design[keep][:, terms], values[keep], rcond=None)[0]
+    return coefficients
 
 
 def _shrunk(gray: np.ndarray, size: int) -> np.ndarray:
