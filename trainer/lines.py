@@ -48,7 +48,7 @@ from trainer.train import TrainConfig, validation_split
 
 log = logging.getLogger("trainer.lines")
 
-CACHE_VERSION = 4  # bump when a change here or in the pipeline changes the rows
+CACHE_VERSION = 5  # bump when a change here or in the pipeline changes the rows
 DIGITS = (2, 8)  # digits in a row: at least, at most
 ROW_HEIGHT = (30, 100)  # a row's digit height in pixels: at least, below
 TOUCHING_SHARE = 0.5  # rows whose neighbours touch or overlap
