@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 from scipy import ndimage
+from skimage.morphology import skeletonize
 
 from digitcore import WORKING_SIZE
 from digitcore.errors import NoDigitFoundError
@@ -159,9 +160,10 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
         )
         painted = ndimage.gaussian_filter(gray[tuple(nearest)], PAINT_SIGMA)
         gray = np.where(canvas, painted, gray)
+    unsmoothed = gray
     if min(gray.shape) >= 96:
         gray = ndimage.gaussian_filter(gray, sigma=min(gray.shape) / 400 + 0.5)
-    paper = fit_paper(gray)
+    paper = fit_paper(gray, unsmoothed)
     ink = (paper.level - gray) / paper.scale if paper.dark_ink else gray - paper.level
     floor = max(4.0 * paper.noise, NOISE_FLOOR)
     strong = ink[ink > floor]
@@ -245,6 +247,14 @@ class _Component:
         """How far its deepest pixel lies from its edge: about half a stroke's width."""
         mask = np.pad(labels[self.box] == self.label, 1)
         return float(ndimage.distance_transform_edt(mask).max())
+
+    def stroke_depth(self, labels: np.ndarray) -> float:
+        """Half its typical stroke's width: the median distance to its edge along its
+        skeleton. Unlike :meth:`depth`, a loop that the ink fills (a blurred or thick 6,
+        8 or 9) or a blot barely counts."""
+        mask = np.pad(labels[self.box] == self.label, 1)
+        distance, skeleton = ndimage.distance_transform_edt(mask), skeletonize(mask)
+        return float(np.median(distance[skeleton]) if skeleton.any() else distance.max())
 
     def level(self, labels: np.ndarray, ink: np.ndarray) -> float:
         """Its median ink."""
@@ -385,14 +395,15 @@ def without_intruders(
 ) -> list[_Component]:
     """``parts`` less what reaches in from the picture's edge beside a digit that stands clear
     of the edges: a finger or a thumb over the paper, the edge of something else in the photo.
-    Such a thing is no stroke of that digit: far broader than its strokes, or far fainter
-    (only its rim left once the paper's level has followed its broad middle)."""
+    Such a thing is no stroke of that digit: far broader at its broadest than the digit's
+    strokes typically are, or far fainter (only its rim left once the paper's level has
+    followed its broad middle)."""
     least = speck_size(labels.shape)
     inside = [c for c in parts if not c.touches_border and c.span >= least]
     if not inside or len(inside) == len(parts):
         return parts
     digit = max(inside, key=lambda c: c.mass)
-    depth, level = digit.depth(labels), digit.level(labels, ink)
+    depth, level = digit.stroke_depth(labels), digit.level(labels, ink)
 
     def intrudes(part: _Component) -> bool:
         if not part.touches_border or digit.span < INTRUDER_SPAN * part.span:

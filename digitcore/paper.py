@@ -22,6 +22,8 @@ STEP_NOISE = 3.0  # a closing darker than the surface by this many times the noi
 STEP_DEPTH = 0.06  # and by this share of the lit paper's level: a shadow's edge,
 STEP_REACH = 3  # whose surroundings (copy pixels) take the level of a closing
 STEP_WINDOW = 4  # this many copy pixels wide
+FLAT_SHARE = 0.6  # a background this much of one exact value is a flat canvas,
+CANVAS_SHARE = 0.2  # and this much a canvas still (its strokes' halos over the rest)
 DARK_BACKGROUND_SHARE = 0.6  # the dark class is the background only when it covers more
 BROAD_PAPER = 0.12  # a bright patch this deep (share of the short side) is paper, not ink
 SURE_INK = 0.45  # dark ink: darker than this share of the lit paper is ink, never paper
@@ -57,11 +59,15 @@ class Paper:
     scale: np.ndarray | float = 1.0
 
 
-def fit_paper(gray: np.ndarray) -> Paper:
+def fit_paper(gray: np.ndarray, unsmoothed: np.ndarray | None = None) -> Paper:
     """Model the background of ``gray`` from the pixels that are not ink.
 
     1. Split the brightness into two classes (Otsu) on a small copy; the paper is the class
        that covers more of the image and of its border together (ties: dark ink on paper).
+       A bright class with a patch too broad for a stroke is a shadow's lit paper, the ink
+       dark, unless the dark class is a canvas (``CANVAS_SHARE`` of it one exact value, in
+       ``gray`` or in ``unsmoothed``, the picture before a smoothing against grain spread
+       the strokes' edges): a digit cropped close and enlarged has strokes that broad.
     2. A background of one exact value (canvases, MNIST) is that value, with no noise.
     3. Otherwise a grey closing gives a first level (:func:`_closed_paper`); three rounds of
        smoothing through the pixels within the paper's noise of it (:func:`_masked_smooth`)
@@ -79,9 +85,9 @@ def fit_paper(gray: np.ndarray) -> Paper:
     background = ~dark if dark_ink else dark
     values = small[background]  # never empty: Otsu leaves pixels on both sides
     mode, count = _mode(values)
-    if count >= 0.6 * values.size:
+    if count >= FLAT_SHARE * values.size:
         return Paper(mode, 0.0, dark_ink, max(mode, 0.05) if dark_ink else 1.0)
-    if not dark_ink and _broad(~dark):
+    if not dark_ink and _broad(~dark) and not _a_canvas(small, unsmoothed, background):
         dark_ink = True  # the dark class is a shadow's paper and the ink, the bright one lit paper
     plane, bowl = _light(small, dark_ink)
     level, depth, window = _closed_paper(
@@ -184,6 +190,14 @@ def _a_picture(gray: np.ndarray, region: np.ndarray, colours: list[float]) -> bo
     if canvas >= BAR_INSIDE * inside.size and beside < BAR_SPREAD * canvas:
         return False
     return _mode(inside)[1] < BAR_FILLED * inside.size
+
+
+def _a_canvas(small: np.ndarray, unsmoothed: np.ndarray | None, background: np.ndarray) -> bool:
+    """Whether ``CANVAS_SHARE`` of the ``background`` class of ``small`` is one exact value, in
+    it or in the copy of the picture before smoothing (``unsmoothed``)."""
+    copies = [small] if unsmoothed is None else [small, _shrunk(unsmoothed, ANALYSIS_SIZE)]
+    least = CANVAS_SHARE * np.count_nonzero(background)
+    return any(_mode(copy[background])[1] >= least for copy in copies)
 
 
 def _a_page(gray: np.ndarray, region: np.ndarray, colours: list[float]) -> bool:
