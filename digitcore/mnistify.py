@@ -32,7 +32,7 @@ from skimage.morphology import skeletonize
 
 from digitcore import WORKING_SIZE
 from digitcore.errors import NoDigitFoundError
-from digitcore.paper import fit_paper, picture_inset, turned_canvas
+from digitcore.paper import desk_round_sheet, fit_paper, picture_inset, turned_canvas
 from digitcore.rules import without_rules
 
 BOX = 20
@@ -135,26 +135,36 @@ def picture_ink(gray: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
 
     A picture pasted on a flat canvas (:func:`~digitcore.paper.picture_inset`) is the picture:
     the canvas round it is no paper of it and holds no ink, and its edges are the picture's,
-    where a finger reaches in or the frame cuts the digit.
+    where a finger reaches in or the frame cuts the digit. So is a sheet of paper photographed
+    on a desk (:func:`~digitcore.paper.desk_round_sheet`): the sheet is read from the box
+    round it, what the box holds of the desk (a sheet at a slant) painted over as a turned
+    picture's canvas is.
     """
     inset = picture_inset(gray)
-    if inset is None:
+    if inset is not None:
+        return ink_map(gray[inset]), (inset[0].start, inset[1].start)
+    desk = desk_round_sheet(gray)
+    if desk is None:
         return ink_map(gray), (0, 0)
-    return ink_map(gray[inset]), (inset[0].start, inset[1].start)
+    rows, cols = np.nonzero((~desk).any(axis=1))[0], np.nonzero((~desk).any(axis=0))[0]
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    return ink_map(gray[box], desk[box]), (box[0].start, box[1].start)
 
 
-def ink_map(gray: np.ndarray) -> np.ndarray:
+def ink_map(gray: np.ndarray, canvas: np.ndarray | None = None) -> np.ndarray:
     """Ink intensity in [0, 1] on a zero background, whatever the polarity and lighting.
 
     Nothing here trusts the image's border: the paper is found as the larger, more
     border-hugging of the two brightness classes, then modelled from its own pixels. A
-    picture turned on a flat canvas (:func:`~digitcore.paper.turned_canvas`) has the canvas
-    painted over with the picture's nearest pixels, smoothed.
+    picture turned on a flat canvas (:func:`~digitcore.paper.turned_canvas`), or the
+    ``canvas`` given (a mask), has the canvas painted over with the picture's nearest pixels,
+    smoothed.
     """
-    canvas = turned_canvas(gray)
-    if canvas is not None:  # the canvas takes the colour of the picture's nearest pixel,
-        # smoothed: copied outwards, the paper's grain streaks into lines a small digit's
-        # faint ink competes with
+    if canvas is None:
+        canvas = turned_canvas(gray)
+    if canvas is not None and canvas.any():  # the canvas takes the colour of the picture's
+        # nearest pixel, smoothed: copied outwards, the paper's grain streaks into lines a
+        # small digit's faint ink competes with
         nearest = ndimage.distance_transform_edt(
             canvas, return_distances=False, return_indices=True
         )

@@ -43,6 +43,10 @@ TURNED_AREA = 0.6  # and the picture covers this share of the canvas at least
 TURNED_RECTANGLE = 0.95  # and is a rectangle at any angle: this share of the smallest one round it
 RING_ROWS = 8  # a JPEG's ringing along the picture's edge (a block): up to this many rows more
 RING_TOLERANCE = 24 / 255  # with every pixel this close to the bar's value go with the bar
+SHEET_AREA = 0.08  # a sheet on a desk: this share of the picture at least, and not all of it,
+SHEET_RECTANGLE = 0.92  # filling this share of the smallest rectangle round it,
+SHEET_INK = (0.002, 0.25)  # with dark ink on a share of it within these bounds
+SHEET_DESK = 0.8  # on a desk darker than it: this share of the rest of the picture at least
 BOWL = np.array([False, False, False, True, True])  # the light's terms: x, y, 1, x^2, y^2
 
 
@@ -167,6 +171,42 @@ def turned_canvas(gray: np.ndarray) -> np.ndarray | None:
     return ndimage.binary_dilation(canvas)
 
 
+def desk_round_sheet(gray: np.ndarray) -> np.ndarray | None:
+    """The darker surface round a sheet of paper photographed on it (a note on a desk), as a
+    mask, or None.
+
+    The sheet is the largest bright part of the picture (Otsu, on a small copy) with what it
+    encloses: a quadrilateral (at least ``SHEET_RECTANGLE`` of the smallest rectangle round
+    it, as a sheet seen at a slant fills it), ``SHEET_AREA`` of the picture or more but not
+    all of it, holding some ink but not much (``SHEET_INK``), and touching at most one side of
+    the picture; the rest of the picture is darker (``SHEET_DESK`` of it). A shadow's straight
+    edge across the picture leaves a lit part that touches two sides at least; a light shape
+    drawn on a dark board holds nothing, a light digit's loops filled in are no quadrilateral
+    and mostly hole, and a box drawn round the digit has the page beyond it.
+    """
+    small = _shrunk(gray, ANALYSIS_SIZE)
+    bright = small >= otsu_threshold(small)
+    labels, count = ndimage.label(bright)
+    if count == 0:
+        return None
+    largest = labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
+    sheet = ndimage.binary_fill_holes(largest)
+    share = sheet.mean()
+    if not SHEET_AREA <= share <= 1 - SHEET_AREA:
+        return None
+    sides = (sheet[0].any(), sheet[-1].any(), sheet[:, 0].any(), sheet[:, -1].any())
+    least, most = SHEET_INK
+    if sum(sides) > 1 or not least <= np.count_nonzero(sheet & ~bright) / sheet.sum() <= most:
+        return None
+    if np.count_nonzero(~sheet & ~bright) < SHEET_DESK * np.count_nonzero(~sheet):
+        return None  # a box drawn on the page round what it holds: the page goes on beyond it
+    if not _rectangular(sheet, SHEET_RECTANGLE):
+        return None
+    desk = _grown((~sheet).astype(np.float32), gray.shape) > 0.5
+    factor = max(gray.shape) / max(small.shape)
+    return ndimage.binary_dilation(desk, iterations=max(2, round(2 * factor)))
+
+
 def _a_picture(gray: np.ndarray, region: np.ndarray, colours: list[float]) -> bool:
     """Whether what a canvas of ``colours`` frames (``region``, a mask) is a picture pasted
     on it, not a drawing.
@@ -222,9 +262,9 @@ def _a_page(gray: np.ndarray, region: np.ndarray, colours: list[float]) -> bool:
     return np.count_nonzero(np.abs(gray[inner] - value) > RING_TOLERANCE) >= PAGE_INK * region.sum()
 
 
-def _rectangular(region: np.ndarray) -> bool:
-    """Whether ``region`` is a rectangle at any angle: it fills at least ``TURNED_RECTANGLE``
-    of the smallest rectangle round it (a convex hull's edge is one of that rectangle's)."""
+def _rectangular(region: np.ndarray, least: float = TURNED_RECTANGLE) -> bool:
+    """Whether ``region`` is a rectangle at any angle: it fills at least ``least`` of the
+    smallest rectangle round it (a convex hull's edge is one of that rectangle's)."""
     outline = np.argwhere(region & ~ndimage.binary_erosion(region)).astype(np.float64)
     try:
         corners = outline[ConvexHull(outline).vertices]
@@ -236,7 +276,7 @@ def _rectangular(region: np.ndarray) -> bool:
     along = corners[:, 1] * cos + corners[:, 0] * sin  # each edge's direction, every corner
     across = corners[:, 0] * cos - corners[:, 1] * sin
     areas = np.ptp(along, axis=1) * np.ptp(across, axis=1)
-    return region.sum() >= TURNED_RECTANGLE * areas.min()
+    return region.sum() >= least * areas.min()
 
 
 def _canvas(barlike: np.ndarray) -> np.ndarray:
