@@ -7,7 +7,8 @@ picture differs (SPEC §4):
 
 1. :func:`to_luminance` — any mode to one float channel; ink that lives in the alpha channel
    (a transparent canvas) is composited onto a background that contrasts with it.
-2. :func:`picture_ink` — the picture itself, where it was pasted or turned on a flat canvas;
+2. :func:`picture_ink` — the picture itself, where it was pasted or turned on a flat canvas,
+   and the sheet, where a sheet lies on a desk;
    :func:`ink_map` — fit the background (:mod:`digitcore.paper`: uneven light, shadows,
    their sharp edges) robustly, decide the polarity, stretch the contrast and zero what is
    within the background's noise, keeping anti-aliased edges.
