@@ -171,9 +171,9 @@ def ink_map(gray: np.ndarray, canvas: np.ndarray | None = None) -> np.ndarray:
         )
         painted = ndimage.gaussian_filter(gray[tuple(nearest)], PAINT_SIGMA)
         gray = np.where(canvas, painted, gray)
-    unsmoothed = gray
+    unsmoothed = None
     if min(gray.shape) >= 96:
-        gray = ndimage.gaussian_filter(gray, sigma=min(gray.shape) / 400 + 0.5)
+        unsmoothed, gray = gray, ndimage.gaussian_filter(gray, sigma=min(gray.shape) / 400 + 0.5)
     paper = fit_paper(gray, unsmoothed)
     ink = (paper.level - gray) / paper.scale if paper.dark_ink else gray - paper.level
     floor = max(4.0 * paper.noise, NOISE_FLOOR)
