@@ -69,6 +69,7 @@ ROW_WIDTH = 0.9  # several digits side by side are at least this many times wide
 INTRUDER_DEPTH = 2.0  # ink from the edge this many times broader than a digit's strokes,
 INTRUDER_INK = 0.6  # or fainter than this share of its ink (medians), is none of its strokes
 INTRUDER_SPAN = 0.4  # (a digit, not a piece of one: at least this share of the other's span)
+SPECK_MASS = 0.08  # less ink than this share of the heaviest piece: a speck, unless it is near
 WIDE_ROW = 2.0  # ink this many times wider than tall is several digits, touching or not
 
 
@@ -375,8 +376,7 @@ def select_digit(ink: np.ndarray) -> Selection:
         parts = digit_like
     if not parts:
         raise NoDigitFoundError("no digit found: the image holds no clear strokes")
-    biggest = max(c.mass for c in parts)
-    parts = [c for c in parts if c.mass >= 0.08 * biggest]
+    parts = with_stroke_pieces(parts, labels)
     top, bottom, left, right = _span(parts)
     if max(bottom - top, right - left) < speck_size(labels.shape):
         raise NoDigitFoundError("no digit found: only specks, nothing the size of a digit")
@@ -394,6 +394,24 @@ def select_digit(ink: np.ndarray) -> Selection:
     crop = np.where(keep, ink[region], 0.0)[inside].astype(np.float32)
     corner = (region[0].start + inside[0].start, region[1].start + inside[1].start)
     return Selection(crop, pieces_side_by_side(parts, bottom - top, right - left), corner)
+
+
+def with_stroke_pieces(parts: list[_Component], labels: np.ndarray) -> list[_Component]:
+    """The pieces holding ``SPECK_MASS`` of the heaviest one's ink or more, and the lighter
+    ones within a stroke's width of them: the pieces of a broken stroke (a dry pen, chalk, a
+    pencil skipping on rough paper), not specks. Lighter pieces farther off are specks."""
+    biggest = max(parts, key=lambda c: c.mass)
+    kept = [c for c in parts if c.mass >= SPECK_MASS * biggest.mass]
+    light = [c for c in parts if c.mass < SPECK_MASS * biggest.mass]
+    if not light:
+        return kept
+    reach = max(2.0, 2.0 * biggest.stroke_depth(labels))
+    grow = int(np.ceil(reach)) + 1
+    top, bottom, left, right = _span(kept)
+    region = labels[max(0, top - grow) : bottom + grow, max(0, left - grow) : right + grow]
+    distance = ndimage.distance_transform_edt(~np.isin(region, [c.label for c in kept]))
+    near = set(np.unique(region[distance <= reach]).tolist())
+    return kept + [c for c in light if c.label in near]
 
 
 def speck_size(shape: tuple[int, ...]) -> float:

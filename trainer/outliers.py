@@ -71,7 +71,7 @@ SCRIBBLE_LENGTH = 5.0  # a scribble's strokes, in widths of its box, at the leas
 PAPER_SHARE = 0.05  # photographed on paper: uneven light, noise (4x the pipeline's time)
 DARK_SHARE = 0.1  # chalk on a board: light ink on a dark background
 MAX_ATTEMPTS = 10  # drawings of one image the pipeline may refuse before giving up
-CACHE_VERSION = 9  # bump when a change here or in the pipeline changes a seed's images
+CACHE_VERSION = 10  # bump when a change here or in the pipeline changes a seed's images
 
 
 @dataclass(frozen=True)

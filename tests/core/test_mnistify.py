@@ -290,6 +290,23 @@ def test_a_note_photographed_on_a_desk_keeps_its_digit(model, mnist_test):
     assert sum(d == label for d, (_, label) in zip(digits, cases, strict=True)) >= 38
 
 
+def skipping_pen(ink: np.ndarray, seed: int) -> bytes:
+    """``ink`` written by a pen that skips (dry, or on rough paper): the strokes broken where
+    a smooth random field falls in its lowest 40 %, into pieces about a stroke's width apart;
+    photographed."""
+    rng = np.random.default_rng(seed)
+    field = ndimage.gaussian_filter(rng.normal(size=ink.shape), ink.shape[0] / 90)
+    return sheet(ink * (field > np.quantile(field, 0.4)), seed)
+
+
+def test_a_digit_written_by_a_skipping_pen_is_read(model, mnist_test):
+    """A light piece of a broken stroke is no speck: dropped, it took the digit's shape with it
+    (a 0 lost a side, a 7 its bar). Of these 150, 132 were read right before, 142 now."""
+    cases = digit_inks(mnist_test, 150)
+    digits = read(model, [skipping_pen(ink, index) for index, (ink, _) in enumerate(cases)])
+    assert sum(d == label for d, (_, label) in zip(digits, cases, strict=True)) >= 139
+
+
 def test_a_digit_the_frame_cuts_is_kept(model, mnist_test):
     uploads, labels = [], []
     for index, (ink, label) in enumerate(digit_inks(mnist_test, 20)):
