@@ -182,7 +182,8 @@ def desk_round_sheet(gray: np.ndarray) -> np.ndarray | None:
     the picture; the rest of the picture is darker (``SHEET_DESK`` of it). A shadow's straight
     edge across the picture leaves a lit part that touches two sides at least; a light shape
     drawn on a dark board holds nothing, a light digit's loops filled in are no quadrilateral
-    and mostly hole, and a box drawn round the digit has the page beyond it.
+    and mostly hole, a box drawn round the digit has the page beyond it, and a desk, unlike a
+    drawing's canvas, is not one exact value.
     """
     small = _shrunk(gray, ANALYSIS_SIZE)
     bright = small >= otsu_threshold(small)
@@ -200,6 +201,8 @@ def desk_round_sheet(gray: np.ndarray) -> np.ndarray | None:
         return None
     if np.count_nonzero(~sheet & ~bright) < SHEET_DESK * np.count_nonzero(~sheet):
         return None  # a box drawn on the page round what it holds: the page goes on beyond it
+    if _a_canvas(small, None, ~sheet & ~bright):
+        return None  # a drawing's canvas round a light shape (a thick 0), no photographed desk
     if not _rectangular(sheet, SHEET_RECTANGLE):
         return None
     desk = _grown((~sheet).astype(np.float32), gray.shape) > 0.5

@@ -32,6 +32,10 @@ DEFAULT_MAX_PIXELS = 40_000_000
 DRAFT_SIZE = WORKING_SIZE // 2  # a large JPEG is decoded reduced, to no less than this long side
 MNIST_DARK_SHARE = 0.3  # a 28x28 picture this dark or darker is light ink on a dark ground
 MIN_INK_LEVELS = 8  # grey levels between a 28x28 picture's darkest and lightest pixel
+CLEAN_SHARE = 0.4  # a 28x28 picture this much of it black (under 2 %) has a clean ground,
+OFF_CENTRE = 3.0  # px: where a digit's centre of mass this far from the middle (MNIST's: 1.5),
+SMALL_DIGIT = 15  # px: or its strong ink's box this small (MNIST's: 19-20, scaled: 13),
+LARGE_DIGIT = 22  # px: but no larger than this, is a digit not placed as MNIST places them
 REREAD_SPAN = 48  # px: a digit smaller than this in the working copy is read again ...
 REREAD_GAIN = 1.5  # ... from the full picture when that has this many times the resolution,
 REREAD_MARGIN = 1.0  # ... from its box grown by this share of its size on every side
@@ -136,11 +140,12 @@ def mnist_form(image: Image.Image) -> np.ndarray | None:
     pictures, shifted, scaled, rotated, distorted, noisy, blurred, fogged, striped and crossed
     out, so it reads them as they are better than any re-normalization would: cleaning up a
     28x28 picture that is already what the network expects only loses what it would have
-    seen (inverted side bands taken for paper, fog for a shadow). The one thing checked is
-    the polarity: the darker side of the brightness split (Otsu) must cover at least
-    ``MNIST_DARK_SHARE`` of the picture, which every MNIST digit does (two thirds or more) and
-    no dark digit on light paper does. Anything else, a blank 28x28 picture included, goes
-    through :func:`~digitcore.mnistify.mnistify`.
+    seen (inverted side bands taken for paper, fog for a shadow). Two things are checked: the
+    polarity (the darker side of the brightness split, Otsu, must cover at least
+    ``MNIST_DARK_SHARE`` of the picture, which every MNIST digit does, two thirds or more, and
+    no dark digit on light paper does) and, on a clean picture, MNIST's placement
+    (:func:`_placed_as_mnist`). Anything else, a blank 28x28 picture included, goes through
+    :func:`~digitcore.mnistify.mnistify`.
     """
     if image.size != (IMAGE_SIZE, IMAGE_SIZE) or image.mode not in ("L", "RGB"):
         return None
@@ -150,7 +155,27 @@ def mnist_form(image: Image.Image) -> np.ndarray | None:
     if int(pixels.max()) - int(pixels.min()) < MIN_INK_LEVELS:
         return None
     dark_share = float(np.mean(pixels < otsu_threshold(pixels)))
-    return pixels.astype(np.float32) / 255 if dark_share >= MNIST_DARK_SHARE else None
+    if dark_share < MNIST_DARK_SHARE or not _placed_as_mnist(pixels):
+        return None
+    return pixels.astype(np.float32) / 255
+
+
+def _placed_as_mnist(pixels: np.ndarray) -> bool:
+    """Unless a clean 28x28 digit is small or off-centre: a picture cut or scaled to 28x28
+    with the digit as it was drawn, not as MNIST places them (20 px, centred by mass), which
+    the network never saw. Such a digit goes through the pipeline. A corrupted one (noise,
+    fog, a line through it) is MNIST's own, shifted or shrunk as the network learnt them."""
+    ink = pixels.astype(np.float64)
+    if np.mean(ink < 0.02 * 255) < CLEAN_SHARE:
+        return True
+    rows, cols = np.nonzero(ink >= 26)
+    if rows.size == 0:
+        return True
+    extent = max(rows.max() - rows.min(), cols.max() - cols.min()) + 1
+    ys, xs = np.indices(ink.shape)
+    middle = (IMAGE_SIZE - 1) / 2
+    off = np.hypot((ink * ys).sum() / ink.sum() - middle, (ink * xs).sum() / ink.sum() - middle)
+    return extent > LARGE_DIGIT or (off <= OFF_CENTRE and extent > SMALL_DIGIT)
 
 
 class Prepared(NamedTuple):
