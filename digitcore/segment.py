@@ -49,6 +49,7 @@ from scipy import ndimage
 from digitcore.errors import NoDigitFoundError, TooManyDigitsError
 from digitcore.mnistify import (
     EIGHT_NEIGHBOURS,
+    FAINT,
     _Component,
     fit_box,
     normalize_stroke,
@@ -94,6 +95,8 @@ TILTS = 61  # this many of them (an odd number: 0 among them), and taken where t
 BAND = 0.9  # rows that holds this share of the ink is at least
 NARROWER = 0.15  # this much narrower than unsheared
 WIDE_GAP = 0.45  # the widest gap the line reader is shown, in H (it learned up to 0.5)
+BROKEN = 2  # this many pieces of strokes under half a digit's height: a pen that skips,
+BRIDGE = 0.75  # bridged by a closing this many stroke widths in radius
 CROPPED = 1.25  # a line across a picture at most this many times as tall as the other ink
 # is a digit of a number cropped to its ink (it spans the picture only because of the crop)
 
@@ -168,6 +171,7 @@ def read_digits(
     """
     gray = to_luminance(image)
     ink, (top, left) = picture_ink(gray)
+    ink = bridged(ink)
     line = _line(ink, level=True)
     if line.raster.shape[1] > 2 * MAX_WIDTH * max_digits * line.height:
         raise TooManyDigitsError(f"the writing is too long for a number of {max_digits} digits")
@@ -193,6 +197,41 @@ def read_digits(
         )
         digits.append(DigitBox(box, _mnist(line, pick), None if read is None else read[index]))
     return digits
+
+
+def bridged(ink: np.ndarray) -> np.ndarray:
+    """The ink with the gaps of a pen that skips closed, where it has them.
+
+    A dry pen, chalk or a pencil on rough paper leaves a digit in pieces a stroke's width
+    apart or less; cut at those gaps, one digit read as two or three. A grey closing by a
+    disc one and a half strokes wide joins such pieces. It is kept only where the ink has
+    ``BROKEN`` pieces or more under half the tallest one's height, and one for every two
+    taller ones (a digit written whole has none, or a 5's flag, a dotted 0's dot), and the
+    closing joins most of them to others: else digits written close together would be joined
+    too, and their ink stays as it was.
+    """
+    width = stroke_width(ink)
+    radius = max(1, round(BRIDGE * width))
+    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+    small, tall = _pieces(ink, width)
+    if small < max(BROKEN, tall / 2):
+        return ink
+    closed = ndimage.grey_closing(ink, footprint=yy**2 + xx**2 <= radius**2)
+    return closed if 2 * _pieces(closed, width)[0] <= small else ink
+
+
+def _pieces(ink: np.ndarray, width: float) -> tuple[int, int]:
+    """How many pieces of ink holding a stroke's width squared of full-strength ink (strokes
+    and their pieces, not specks) are under half the tallest one's height, and how many are
+    not."""
+    labels, count = ndimage.label(ink > FAINT, structure=EIGHT_NEIGHBOURS)
+    if count == 0:
+        return 0, 0
+    strong = np.bincount(labels[ink >= 0.5], minlength=count + 1)[1:]
+    heights = np.array([b[0].stop - b[0].start for b in ndimage.find_objects(labels)])
+    pieces = strong >= width**2
+    small = pieces & (heights < 0.5 * heights[pieces].max(initial=0))
+    return int(np.count_nonzero(small)), int(np.count_nonzero(pieces & ~small))
 
 
 def number_from(probabilities: np.ndarray) -> str:
