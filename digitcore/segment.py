@@ -5,7 +5,8 @@ picture goes through the single-digit pipeline's decode, paper model and ink map
 (:mod:`digitcore.mnistify`); then:
 
 1. Connected components of the ink, without frames, page edges, specks and the boxes and
-   lines drawn round or under the number (as mnistify).
+   lines drawn round or under the number (as mnistify); where a pen that skips left the
+   digits in pieces, the gaps closed first (:func:`bridged`).
 2. A long line that runs uphill or downhill (a photo taken at an angle) is levelled: each
    column shifted up or down by the tilt under which the ink's rows are most concentrated.
    The writing's slant (the median lean of its steep strokes); columns are taken along it,
