@@ -32,9 +32,11 @@ DEFAULT_MAX_PIXELS = 40_000_000
 DRAFT_SIZE = WORKING_SIZE // 2  # a large JPEG is decoded reduced, to no less than this long side
 MNIST_DARK_SHARE = 0.3  # a 28x28 picture this dark or darker is light ink on a dark ground
 MIN_INK_LEVELS = 8  # grey levels between a 28x28 picture's darkest and lightest pixel
-CLEAN_SHARE = 0.4  # a 28x28 picture this much of it black (under 2 %) has a clean ground,
+CLEAN_SHARE = 0.4  # a 28x28 picture this much of it black (under BLACK) has a clean ground,
+BLACK = 5  # grey levels: black, to a PNG's or a JPEG's rounding
+FAINT_INK = 26  # grey levels: a tenth of full ink, where a digit's box is measured
 OFF_CENTRE = 3.0  # px: where a digit's centre of mass this far from the middle (MNIST's: 1.5),
-SMALL_DIGIT = 15  # px: or its strong ink's box this small (MNIST's: 19-20, scaled: 13),
+SMALL_DIGIT = 15  # px: or its box this small (MNIST's: 20; MNIST-C's scaled ones: 13-14),
 LARGE_DIGIT = 22  # px: but no larger than this, is a digit not placed as MNIST places them
 REREAD_SPAN = 48  # px: a digit smaller than this in the working copy is read again ...
 REREAD_GAIN = 1.5  # ... from the full picture when that has this many times the resolution,
@@ -166,9 +168,9 @@ def _placed_as_mnist(pixels: np.ndarray) -> bool:
     the network never saw. Such a digit goes through the pipeline. A corrupted one (noise,
     fog, a line through it) is MNIST's own, shifted or shrunk as the network learnt them."""
     ink = pixels.astype(np.float64)
-    if np.mean(ink < 0.02 * 255) < CLEAN_SHARE:
+    if np.mean(ink <= BLACK) < CLEAN_SHARE:
         return True
-    rows, cols = np.nonzero(ink >= 26)
+    rows, cols = np.nonzero(ink >= FAINT_INK)
     if rows.size == 0:
         return True
     extent = max(rows.max() - rows.min(), cols.max() - cols.min()) + 1

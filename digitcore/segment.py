@@ -212,11 +212,11 @@ def bridged(ink: np.ndarray) -> np.ndarray:
     too, and their ink stays as it was.
     """
     width = stroke_width(ink)
-    radius = max(1, round(BRIDGE * width))
-    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
     small, tall = _pieces(ink, width)
     if small < max(BROKEN, tall / 2):
         return ink
+    radius = max(1, round(BRIDGE * width))
+    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
     closed = ndimage.grey_closing(ink, footprint=yy**2 + xx**2 <= radius**2)
     return closed if 2 * _pieces(closed, width)[0] <= small else ink
 
