@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from scipy import ndimage
 
 from digitcore import IMAGE_SIZE, MNIST_MEAN, MNIST_STD, WORKING_SIZE
 from digitcore.errors import (
@@ -38,6 +39,10 @@ FAINT_INK = 26  # grey levels: a tenth of full ink, where a digit's box is measu
 OFF_CENTRE = 3.0  # px: where a digit's centre of mass this far from the middle (MNIST's: 1.5),
 SMALL_DIGIT = 15  # px: or its box this small (MNIST's: 20; MNIST-C's scaled ones: 13-14),
 LARGE_DIGIT = 22  # px: but no larger than this, is a digit not placed as MNIST places them
+SOLID_INK = 64  # grey levels: a quarter of full ink, where a stroke's solid middle is measured
+FILLING = 22  # px: a digit whose solid ink spans this much is larger than MNIST's 20 px box
+BANDED_BORDER = 0.5  # share of the border inked: MNIST-C's inverted side bands, not a digit
+_CROSS = ndimage.generate_binary_structure(2, 1)  # a pixel and its four neighbours
 REREAD_SPAN = 48  # px: a digit smaller than this in the working copy is read again ...
 REREAD_GAIN = 1.5  # ... from the full picture when that has this many times the resolution,
 REREAD_MARGIN = 1.0  # ... from its box grown by this share of its size on every side
@@ -165,11 +170,14 @@ def mnist_form(image: Image.Image) -> np.ndarray | None:
 def _placed_as_mnist(pixels: np.ndarray) -> bool:
     """Unless a clean 28x28 digit is small or off-centre: a picture cut or scaled to 28x28
     with the digit as it was drawn, not as MNIST places them (20 px, centred by mass), which
-    the network never saw. Such a digit goes through the pipeline. A corrupted one (noise,
-    fog, a line through it) is MNIST's own, shifted or shrunk as the network learnt them."""
+    the network never saw, nor is one that fills the frame (:func:`_fills_the_frame`). Such a
+    digit goes through the pipeline. A corrupted one (noise, fog, a line through it) is
+    MNIST's own, shifted or shrunk as the network learnt them."""
     ink = pixels.astype(np.float64)
     if np.mean(ink <= BLACK) < CLEAN_SHARE:
         return True
+    if _fills_the_frame(ink):
+        return False
     rows, cols = np.nonzero(ink >= FAINT_INK)
     if rows.size == 0:
         return True
@@ -178,6 +186,22 @@ def _placed_as_mnist(pixels: np.ndarray) -> bool:
     middle = (IMAGE_SIZE - 1) / 2
     off = np.hypot((ink * ys).sum() / ink.sum() - middle, (ink * xs).sum() / ink.sum() - middle)
     return extent > LARGE_DIGIT or (off <= OFF_CENTRE and extent > SMALL_DIGIT)
+
+
+def _fills_the_frame(ink: np.ndarray) -> bool:
+    """Whether a clean 28x28 picture holds a digit larger than MNIST's: a drawing scaled to
+    28x28 whole, its strokes reaching the edges. The largest piece of its solid ink (a quarter
+    of full strength, eroded by a pixel: a line through an MNIST digit or a zigzag over it is
+    thin and breaks off) spans ``FILLING`` px or more, where MNIST's 20 px digits span 18 at
+    most, and most of the border is not ink, as MNIST-C's inverted side bands are."""
+    solid = ndimage.grey_erosion(ink, footprint=_CROSS) >= SOLID_INK
+    pieces, count = ndimage.label(solid)
+    if count == 0:
+        return False
+    rows, cols = np.nonzero(pieces == np.argmax(np.bincount(pieces.ravel())[1:]) + 1)
+    span = max(np.ptp(rows), np.ptp(cols)) + 1
+    border = np.concatenate([ink[0], ink[-1], ink[:, 0], ink[:, -1]])
+    return bool(span >= FILLING and np.mean(border >= 2 * SOLID_INK) < BANDED_BORDER)
 
 
 class Prepared(NamedTuple):
