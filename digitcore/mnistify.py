@@ -6,7 +6,9 @@ Uploads are photos, scans and canvas exports instead, so each step here undoes o
 picture differs (SPEC §4):
 
 1. :func:`to_luminance` — any mode to one float channel; ink that lives in the alpha channel
-   (a transparent canvas) is composited onto a background that contrasts with it.
+   (a transparent canvas) is composited onto a background that contrasts with it. Where the
+   luminance shows nothing, :func:`colour_contrast` gives the colours' own axis (a red pen on
+   green paper as bright).
 2. :func:`picture_ink` — the picture itself, where it was pasted or turned on a flat canvas,
    and the sheet, where a sheet lies on a desk;
    :func:`ink_map` — fit the background (:mod:`digitcore.paper`: uneven light, shadows,
@@ -71,6 +73,8 @@ INTRUDER_INK = 0.6  # or fainter than this share of its ink (medians), is none o
 INTRUDER_SPAN = 0.4  # (a digit, not a piece of one: at least this share of the other's span)
 SPECK_MASS = 0.08  # less ink than this share of the heaviest piece: a speck, unless it is near
 WIDE_ROW = 2.0  # ink this many times wider than tall is several digits, touching or not
+MID_GREY = 128.0  # the colour contrast's picture is centred on mid-grey,
+COLOUR_SCALE = 0.5  # grey levels per unit along the colours' axis (luminance weighs ~0.67)
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,30 @@ def to_luminance(image: Image.Image) -> np.ndarray:
             backdrop = 1.0 if ink_is_dark else 0.0
             return alpha * gray + (1 - alpha) * backdrop
     return np.asarray(image if mode == "L" else image.convert("L"), dtype=np.float32) / 255
+
+
+def colour_contrast(image: Image.Image) -> Image.Image | None:
+    """The picture along the axis its colours vary most (their first principal component),
+    as one grey channel at most ``WORKING_SIZE`` long; ``None`` for a picture without colour
+    or with transparency.
+
+    Luminance weighs red, green and blue as the eye does, so a pen and a paper of two hues
+    equally bright (a red brush on a green canvas) come out one grey, and the picture blank.
+    Along the axis of the colours' own spread they are apart; on a grey-looking picture that
+    axis is the luminance again. The sign is of no matter (:func:`ink_map` decides polarity),
+    the scale is: the colours are not stretched, so the faint tints of plain paper under mixed
+    light stay within its noise, and a blank picture blank.
+    """
+    if image.mode not in ("RGB", "P", "CMYK", "YCbCr") or _has_alpha(image):
+        return None
+    image = image.convert("RGB")
+    if max(image.size) > WORKING_SIZE:
+        image.thumbnail((WORKING_SIZE, WORKING_SIZE), Image.Resampling.BOX, reducing_gap=None)
+    rgb = np.asarray(image, dtype=np.float32).reshape(-1, 3)
+    centred = rgb - rgb.mean(axis=0)
+    axis = np.linalg.eigh(centred.T @ centred)[1][:, -1]
+    grey = np.clip(MID_GREY + COLOUR_SCALE * (centred @ axis), 0, 255)
+    return Image.fromarray(grey.reshape(image.height, image.width).astype(np.uint8))
 
 
 def _has_alpha(image: Image.Image) -> bool:

@@ -10,8 +10,8 @@ runs them all over a list of uploads.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ from digitcore.errors import (
     NoDigitFoundError,
     UnsupportedImageError,
 )
-from digitcore.mnistify import MnistDigit, mnist_digit
+from digitcore.mnistify import MnistDigit, colour_contrast, mnist_digit
 from digitcore.paper import otsu_threshold
 
 SUPPORTED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "GIF", "BMP", "DIB", "TIFF", "WEBP"})
@@ -43,6 +43,8 @@ SOLID_INK = 64  # grey levels: a quarter of full ink, where a stroke's solid mid
 FILLING = 22  # px: a digit whose solid ink spans this much is larger than MNIST's 20 px box
 BANDED_BORDER = 0.5  # share of the border inked: MNIST-C's inverted side bands, not a digit
 _CROSS = ndimage.generate_binary_structure(2, 1)  # a pixel and its four neighbours
+
+Reading = TypeVar("Reading")
 REREAD_SPAN = 48  # px: a digit smaller than this in the working copy is read again ...
 REREAD_GAIN = 1.5  # ... from the full picture when that has this many times the resolution,
 REREAD_MARGIN = 1.0  # ... from its box grown by this share of its size on every side
@@ -247,7 +249,7 @@ def read_digit(data: bytes, image: Image.Image, max_pixels: int) -> MnistDigit:
     grown by ``REREAD_MARGIN`` of its size on every side, decoded at full size. When that
     finds nothing, the first reading stands.
     """
-    digit = mnist_digit(image)
+    digit = with_colour_contrast(mnist_digit, data, image, max_pixels)
     if digit.span >= REREAD_SPAN:
         return digit  # most uploads: the header is not read again
     width, height = upright_size(data)
@@ -270,6 +272,26 @@ def read_digit(data: bytes, image: Image.Image, max_pixels: int) -> MnistDigit:
         return mnist_digit(full.crop(area))
     except NoDigitFoundError:
         return digit
+
+
+def with_colour_contrast(
+    read: Callable[[Image.Image], Reading], data: bytes, image: Image.Image, max_pixels: int
+) -> Reading:
+    """``read(image)`` or, where the luminance shows no digit, ``read`` of the picture's
+    colour contrast (:func:`~digitcore.mnistify.colour_contrast`: a pen as bright as its
+    paper; a JPEG is decoded again in colour for it). Only a picture that would be refused
+    pays for the second look; when that finds nothing either, the first refusal stands."""
+    try:
+        return read(image)
+    except NoDigitFoundError as blank:
+        coloured = image if image.mode != "L" else decode_image(data, max_pixels)
+        contrast = colour_contrast(coloured)
+        if contrast is None:
+            raise
+        try:
+            return read(contrast)
+        except NoDigitFoundError:
+            raise blank from None
 
 
 def preview_png(mnist: np.ndarray) -> bytes:

@@ -45,8 +45,9 @@ from digitcore.preprocess import (
     preview_png,
     to_tensor,
     upright_size,
+    with_colour_contrast,
 )
-from digitcore.segment import read_digits
+from digitcore.segment import DigitBox, read_digits
 from service.schemas import NumberDigit, NumberReading, Prediction
 
 log = logging.getLogger("service")
@@ -234,9 +235,13 @@ class DigitModel:
 
     def read(self, upload: NumberUpload) -> NumberReading | InputRejected:
         """The number in a picture: its digits left to right, boxes in the upload's pixels."""
+
+        def digits_in(seen: Image.Image) -> tuple[Image.Image, list[DigitBox]]:
+            return seen, read_digits(seen, self.score, MAX_NUMBER_DIGITS, self.line_reader)
+
         try:
             image = decode_image(upload.data, self.max_pixels, gray=True)
-            found = read_digits(image, self.score, MAX_NUMBER_DIGITS, self.line_reader)
+            image, found = with_colour_contrast(digits_in, upload.data, image, self.max_pixels)
         except Exception as exc:
             return rejection(exc)
         width, height = upright_size(upload.data)

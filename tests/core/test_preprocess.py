@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from scipy import ndimage
 
 from digitcore import MNIST_MEAN, MNIST_STD
 from digitcore.checkpoint import load_model
@@ -237,3 +238,58 @@ def test_a_digit_small_on_a_page_keeps_its_answer_cropped_close(mnist_test, defa
     read = [(a, b) for a, b in pairs if a is not None]
     assert len(read) >= 0.9 * len(samples)
     assert sum(a == b for a, b in read) / len(read) >= 0.95, read
+
+
+LUMA = np.array([0.299, 0.587, 0.114])
+
+
+def equally_bright_hues(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A paper and a pen colour of the same luminance (within 8 of 255) but far apart."""
+    while True:
+        paper, pen = rng.uniform(0, 255, (2, 3))
+        if abs((paper - pen) @ LUMA) < 8 and np.abs(paper - pen).max() > 90:
+            return paper, pen
+
+
+def lit(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``rgb`` under light falling off across it, with sensor noise."""
+    height, width, _ = rgb.shape
+    rows, cols = np.mgrid[0:height, 0:width] / max(height, width)
+    light = 0.85 + 0.15 * (cols * rng.uniform(-1, 1) + rows * rng.uniform(-1, 1))
+    return rgb * light[..., None] + rng.normal(0, 3, rgb.shape)
+
+
+def test_a_pen_as_bright_as_its_paper_is_read_by_its_colour(mnist_test, default_model_path):
+    """A red brush on a green canvas of the same brightness is one grey in luminance: these
+    100 (half canvases as PNG, half lit photos as JPEG) were all refused as blank; along the
+    colours' own axis all 100 are read right (the default model of 6 December)."""
+    model, _ = load_model(default_model_path)
+    images, labels = (t.numpy()[:100] for t in mnist_test)
+    rng = np.random.default_rng(7)
+    uploads = []
+    for index, pixels in enumerate(images):
+        size = int(rng.integers(100, 260))
+        ink = np.asarray(Image.fromarray(pixels).resize((size, size)), np.float32)[..., None] / 255
+        ink = np.pad(ink, ((size // 3,) * 2, (size // 3,) * 2, (0, 0)))
+        paper, pen = equally_bright_hues(rng)
+        rgb = paper * (1 - ink) + pen * ink
+        rgb = rgb if index % 2 else lit(rgb, rng)
+        image = Image.fromarray(np.clip(rgb, 0, 255).astype("uint8"))
+        uploads.append(encode(image, "PNG") if index % 2 else encode(image, "JPEG", quality=85))
+    prepared = preprocess(uploads)
+    assert not [p for p in prepared if isinstance(p, Exception)]
+    with torch.inference_mode():
+        digits = model(torch.stack([p.tensor for p in prepared])).argmax(1).numpy()
+    assert (digits == labels).sum() >= 96
+
+
+def test_plain_coloured_paper_under_mixed_light_stays_blank():
+    """The colours' axis is not stretched: a sheet's faint tints (white balance across it,
+    blotches of about 2 per cent) stay within its noise, and the picture is refused as blank."""
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        paper = rng.uniform(60, 240, 3)
+        blotches = 1 + 2 * ndimage.gaussian_filter(rng.normal(size=(300, 400, 3)), (30, 30, 0))
+        rgb = lit(np.broadcast_to(paper, (300, 400, 3)) * blotches, rng)
+        upload = encode(Image.fromarray(np.clip(rgb, 0, 255).astype("uint8")), "JPEG", quality=80)
+        assert isinstance(preprocess([upload])[0], NoDigitFoundError)

@@ -171,3 +171,26 @@ async def test_read_is_documented_with_an_example(default_model_path):
     assert {"200", "415", "422"} <= set(operation["responses"])
     schema = spec["components"]["schemas"]["NumberReading"]
     assert schema["examples"][0]["number"] == "4096"
+
+
+async def test_a_number_in_a_pen_as_bright_as_its_paper_is_read(default_model_path, numbers):
+    """Each number's ink redrawn in a red as bright as the green paper under it (one grey in
+    luminance: every one was refused) is read by its colours, its boxes where they were."""
+    paper, pen = np.array([90.0, 170.0, 90.0]), np.array([230.0, 80.0, 80.0])
+    async with running(make_settings(model_path=default_model_path)) as (_, client):
+        right = 0
+        for sample in numbers["apart"]:
+            upload = Image.open(io.BytesIO(sample.data)).convert("RGBA")
+            white = Image.new("RGBA", upload.size, "white")
+            grey = np.asarray(Image.alpha_composite(white, upload).convert("L"), np.float32)
+            level = np.median(grey)
+            ink = np.clip((level - grey) / (level - grey.min()), 0, 1)[..., None]
+            rgb = paper * (1 - ink) + pen * ink
+            response = await read(client, png_bytes(rgb.astype(np.uint8)))
+            assert response.status_code == 200, response.text
+            body = response.json()
+            if body["number"] == sample.number:
+                right += 1
+                for box, truth in zip(body["digits"], sample.boxes, strict=True):
+                    assert overlap(box["box"], truth) >= 0.5, (sample.name, box, truth)
+        assert right >= 0.9 * SAMPLES
