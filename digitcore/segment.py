@@ -4,9 +4,10 @@ People photograph numbers (a meter reading, an amount, a year), not one digit at
 picture goes through the single-digit pipeline's decode, paper model and ink map
 (:mod:`digitcore.mnistify`); then:
 
-1. Connected components of the ink, without frames, page edges, specks and the boxes and
-   lines drawn round or under the number (as mnistify); where a pen that skips left the
-   digits in pieces, the gaps closed first (:func:`bridged`).
+1. Connected components of the ink, without frames, page edges, specks, minus signs and
+   hyphens (:func:`_a_dash`) and the boxes and lines drawn round or under the number (as
+   mnistify); where a pen that skips left the digits in pieces, the gaps closed first
+   (:func:`bridged`).
 2. A long line that runs uphill or downhill (a photo taken at an angle) is levelled: each
    column shifted up or down by the tilt under which the ink's rows are most concentrated.
    The writing's slant (the median lean of its steep strokes); columns are taken along it,
@@ -98,6 +99,9 @@ NARROWER = 0.15  # this much narrower than unsheared
 WIDE_GAP = 0.45  # the widest gap the line reader is shown, in H (it learned up to 0.5)
 BROKEN = 2  # this many pieces of strokes under half a digit's height: a pen that skips,
 BRIDGE = 0.75  # bridged by a closing this many stroke widths in radius
+DASH = (0.25, 2.0, 0.3, 0.6)  # a piece at most this share of H tall and this many times wider
+# than tall, beside the digits, level with their middle (this share of their height away from
+# their top and bottom at least) and at least this share as dark, is a minus sign or a hyphen
 CROPPED = 1.25  # a line across a picture at most this many times as tall as the other ink
 # is a digit of a number cropped to its ink (it spans the picture only because of the crop)
 
@@ -276,13 +280,51 @@ def _components(ink: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarra
     if tall < max(3, 0.04 * max(height, width)):
         raise NoDigitFoundError("no digit found: only specks, nothing the size of a digit")
     typical = float(np.median(masses[sizes[:, 0] >= 0.6 * tall]))
+    pieces = [p for p, _, _ in kept]
     parts = []
     for (part, mask, values), size in zip(kept, sizes, strict=True):
         if size.max() < SPECK * tall and part.mass < 0.15 * typical:
             continue
+        if _a_dash(part, pieces, labels, tall):
+            continue
         ys, xs = np.nonzero(mask)
         parts.append((ys + part.box[0].start, xs + part.box[1].start, values))
     return parts
+
+
+def _a_dash(part: _Component, pieces: list[_Component], labels: np.ndarray, tall: float) -> bool:
+    """Whether ``part`` is a minus sign or a hyphen (-42, 555-1234), which is no digit: flat
+    (``DASH``), no longer than a digit is tall, with no other piece's ink in its own rows and
+    columns (a 4's or a 7's bar drawn apart from its stem has the stem there), at most half
+    of it over another piece's box (a 5's flag drawn apart lies over its bowl), before a
+    digit, level with the middle of the writing after it and before it, if any (a 5's flag
+    or a 7's bar drawn apart is level with its digit's top, and ends a number when it is the
+    last), and as dark as that writing (not a faint digit's broken stroke). ``pieces`` are
+    all the ink's pieces, ``tall`` a digit's height."""
+    height, width = part.extent
+    if height > DASH[0] * tall or width < DASH[1] * height or width > tall:
+        return False
+    others = [p for p in pieces if p is not part]
+    rows, cols = part.box
+    if np.isin(labels[rows, cols], [p.label for p in others]).any():
+        return False
+    if any(min(cols.stop, p.box[1].stop) - max(cols.start, p.box[1].start) > width / 2
+           for p in others):  # fmt: skip
+        return False
+    writing = [p for p in others if p.extent[0] >= 2 * height]  # digits and pieces of them
+    before = [p for p in writing if p.box[1].start < cols.start]
+    after = [p for p in writing if p.box[1].stop > cols.stop]
+    if not after or not any(p.extent[0] >= 0.6 * tall for p in after):
+        return False
+    beside = [min(after, key=lambda p: p.box[1].start)]
+    if before:
+        beside.append(max(before, key=lambda p: p.box[1].stop))
+    middle = (rows.start + rows.stop) / 2
+    return all(
+        p.box[0].start + DASH[2] * p.extent[0] <= middle <= p.box[0].stop - DASH[2] * p.extent[0]
+        and part.mass / part.area >= DASH[3] * p.mass / p.area
+        for p in beside
+    )
 
 
 def _cropped_digit(part: _Component, labels: np.ndarray, tallest: int) -> bool:

@@ -24,8 +24,8 @@ from digitcore.line_reader import load_line_reader, pooled
 from digitcore.preprocess import decode_image
 from digitcore.segment import number_from, read_digits
 from testkit.numbers import generate, model_scorer
-from trainer.number_lines import handwritten, lay_out, printed
-from trainer.sheets import encode, paper_photo
+from trainer.number_lines import handwritten, jitter, lay_out, printed, shear
+from trainer.sheets import SHEETS, encode, on_sheet, paper_photo
 
 SAMPLES = 100
 FLOORS = {  # exact-string floors on the first 100 (the issue's goals, 0.97 apart and 0.90
@@ -138,6 +138,43 @@ def test_a_number_written_by_a_skipping_pen_is_read(score, line_reader, mnist_te
     right = sum(read(decode_image(data, gray=True), score, line_reader)[0] == number
                 for data, number in cases)  # fmt: skip
     assert right >= 17
+
+
+def with_a_dash(images, labels, seed: int) -> tuple[bytes, str]:
+    """3-6 MNIST test digits, slanted alike, with a minus sign before them or a hyphen
+    between two (a flat bar level with their middle, apart from them), on any sheet; and the
+    digits."""
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(labels), int(rng.integers(3, 7)), replace=False)
+    height = int(rng.integers(40, 100))
+    slant = np.tan(np.radians(rng.uniform(-10, 20)))
+    glyphs = [
+        shear(handwritten(images[i], height * rng.uniform(0.85, 1.15)), slant + jitter(rng))
+        for i in picks
+    ]
+    drops = [round(height * rng.uniform(-0.08, 0.08)) for _ in picks]
+    gaps = [round(height * rng.uniform(0.1, 0.4)) for _ in picks[1:]]
+    where = 0 if rng.random() < 0.5 else int(rng.integers(1, len(picks)))  # 0: a minus sign
+    glyphs.insert(where, np.ones((max(2, int(0.09 * height)), int(0.4 * height))))
+    drops.insert(where, -int(0.4 * height))  # raised to the middle of the digits
+    gaps.insert(max(0, where - 1), round(height * rng.uniform(0.08, 0.2)))
+    margins = tuple(int(rng.integers(height // 3, height)) for _ in range(4))
+    ink, _ = lay_out(glyphs, gaps, drops, margins)
+    number = "".join(str(labels[i]) for i in picks)
+    return on_sheet(ink, rng, SHEETS[int(rng.integers(len(SHEETS)))]), number
+
+
+def test_a_minus_sign_or_a_hyphen_is_no_digit(score, line_reader, mnist_test):
+    """-42, 555-1234: a dash beside a slanted digit's tail was read as a digit of its own (a
+    5) or with its neighbour (-1 read as 4). It is dropped with the specks: flat, as dark as
+    the digits, level with their middle, before a digit, none of their ink in its rows and
+    columns. Of these 100, 94 were read exactly before, 97 now (the default model of
+    6 December and its line reader)."""
+    images, labels = (t.numpy() for t in mnist_test)
+    cases = [with_a_dash(images, labels, seed) for seed in range(100)]
+    right = sum(read(decode_image(data, gray=True), score, line_reader)[0] == number
+                for data, number in cases)  # fmt: skip
+    assert right >= 95
 
 
 def detached_flag(five: np.ndarray, gap: int = 5) -> np.ndarray:
