@@ -36,7 +36,7 @@ def paper_photo(rng: np.random.Generator, shape: tuple[int, int], ink: np.ndarra
     return gray[..., None] * tint * 255
 
 
-def on_sheet(ink: np.ndarray, rng: np.random.Generator, kind: str) -> tuple[bytes, str]:
+def on_sheet(ink: np.ndarray, rng: np.random.Generator, kind: str) -> bytes:
     """``ink`` (in [0, 1]) on one of the backgrounds people send, encoded as they send it."""
     if kind == "photo":
         return encode(paper_photo(rng, ink.shape, ink), "JPEG", quality=int(rng.integers(60, 92)))
