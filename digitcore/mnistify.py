@@ -35,7 +35,13 @@ from skimage.morphology import skeletonize
 
 from digitcore import WORKING_SIZE
 from digitcore.errors import NoDigitFoundError
-from digitcore.paper import desk_round_sheet, fit_paper, picture_inset, turned_canvas
+from digitcore.paper import (
+    desk_round_sheet,
+    fit_paper,
+    otsu_threshold,
+    picture_inset,
+    turned_canvas,
+)
 from digitcore.rules import without_rules
 
 BOX = 20
@@ -47,6 +53,7 @@ MIN_CONTRAST = 0.04  # ink weaker than this against the background is not ink
 SURE_STROKE = 3.0  # when the pixels this many times the noise floor are few, the ink's level
 SPARSE = 0.25  # (fewer than this share of those above the floor: a small digit on grainy
 MIN_SURE = 5  # paper) is measured on them alone, when there are this many of them
+CLEAR = 5.0  # ink whose level is this many times a coarse grain's stands out from it
 SPECKS = 0.02  # ink spanning less than this share of the picture's longest side is specks
 FRAME_LINE = 0.05  # a line across the picture thinner than this share of it is a frame or rule
 FRAME_BAND = 0.15  # ink along a side, closer to it on average than this share, is a page edge
@@ -215,8 +222,24 @@ def ink_map(gray: np.ndarray, canvas: np.ndarray | None = None) -> np.ndarray:
     sparse = MIN_SURE <= sure.size < SPARSE * strong.size  # a little ink among paper grain
     peak = float(np.percentile(sure if sparse else strong, 90))
     if peak - floor < max(MIN_CONTRAST, 2.0 * paper.noise):
-        raise NoDigitFoundError("no digit found: nothing stands out from the background")
+        floor, peak = _above_the_grain(strong)
     return np.clip((ink - floor) / (peak - floor), 0.0, 1.0).astype(np.float32)
+
+
+def _above_the_grain(strong: np.ndarray) -> tuple[float, float]:
+    """The floor and full level of ink standing out from a coarse grain, where the level of
+    what rises above the noise floor is the grain's: a heavy JPEG (quality 10 or less) leaves
+    the paper in flat blocks a few levels apart, more of them above the floor than a digit
+    has pixels, and the paper's measured noise, within the blocks, near none. Where those
+    values fall into two classes (Otsu), the upper ``CLEAR`` times the lower (medians), the
+    ink is the upper class and the floor the top of the lower; else nothing stands out."""
+    split = otsu_threshold(strong)
+    grain, ink = strong[strong <= split], strong[strong > split]
+    if ink.size >= MIN_SURE and np.median(ink) >= CLEAR * np.median(grain):
+        floor, peak = float(np.percentile(grain, 99)), float(np.percentile(ink, 90))
+        if peak - floor >= MIN_CONTRAST:
+            return floor, peak
+    raise NoDigitFoundError("no digit found: nothing stands out from the background")
 
 
 @dataclass
