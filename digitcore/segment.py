@@ -297,10 +297,10 @@ def _a_dash(part: _Component, pieces: list[_Component], labels: np.ndarray, tall
     (``DASH``), no longer than a digit is tall, with no other piece's ink in its own rows and
     columns (a 4's or a 7's bar drawn apart from its stem has the stem there), at most half
     of it over another piece's box (a 5's flag drawn apart lies over its bowl), before a
-    digit, level with the middle of the writing after it and before it, if any (a 5's flag
-    or a 7's bar drawn apart is level with its digit's top, and ends a number when it is the
-    last), and as dark as that writing (not a faint digit's broken stroke). ``pieces`` are
-    all the ink's pieces, ``tall`` a digit's height."""
+    digit, level with the middle of the writing after it and before it, if any: pieces taller
+    than it (a 5's flag or a 7's bar drawn apart is level with its digit's top, even a small
+    5's, and ends a number when it is the last), and as dark as that writing (not a faint
+    digit's broken stroke). ``pieces`` are all the ink's pieces, ``tall`` a digit's height."""
     height, width = part.extent
     if height > DASH[0] * tall or width < DASH[1] * height or width > tall:
         return False
@@ -311,7 +311,7 @@ def _a_dash(part: _Component, pieces: list[_Component], labels: np.ndarray, tall
     if any(min(cols.stop, p.box[1].stop) - max(cols.start, p.box[1].start) > width / 2
            for p in others):  # fmt: skip
         return False
-    writing = [p for p in others if p.extent[0] >= 2 * height]  # digits and pieces of them
+    writing = [p for p in others if p.extent[0] > height]
     before = [p for p in writing if p.box[1].start < cols.start]
     after = [p for p in writing if p.box[1].stop > cols.stop]
     if not after or not any(p.extent[0] >= 0.6 * tall for p in after):
