@@ -43,11 +43,11 @@ SOLID_INK = 64  # grey levels: a quarter of full ink, where a stroke's solid mid
 FILLING = 22  # px: a digit whose solid ink spans this much is larger than MNIST's 20 px box
 BANDED_BORDER = 0.5  # share of the border inked: MNIST-C's inverted side bands, not a digit
 _CROSS = ndimage.generate_binary_structure(2, 1)  # a pixel and its four neighbours
-
-Reading = TypeVar("Reading")
 REREAD_SPAN = 48  # px: a digit smaller than this in the working copy is read again ...
 REREAD_GAIN = 1.5  # ... from the full picture when that has this many times the resolution,
 REREAD_MARGIN = 1.0  # ... from its box grown by this share of its size on every side
+
+Reading = TypeVar("Reading")  # what a reader of a picture gives (one digit, or a number's)
 
 
 def decode_image(
