@@ -10,6 +10,7 @@ runs them all over a list of uploads.
 from __future__ import annotations
 
 import io
+import struct
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, TypeVar
 
@@ -25,10 +26,10 @@ from digitcore.errors import (
     NoDigitFoundError,
     UnsupportedImageError,
 )
+from digitcore.formats import FORMAT_NAMES, SUPPORTED_FORMATS
 from digitcore.mnistify import MnistDigit, colour_contrast, mnist_digit
 from digitcore.paper import otsu_threshold
 
-SUPPORTED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "GIF", "BMP", "DIB", "TIFF", "WEBP"})
 DEFAULT_MAX_PIXELS = 40_000_000
 DRAFT_SIZE = WORKING_SIZE // 2  # a large JPEG is decoded reduced, to no less than this long side
 MNIST_DARK_SHARE = 0.3  # a 28x28 picture this dark or darker is light ink on a dark ground
@@ -65,19 +66,15 @@ def decode_image(
         raise UnsupportedImageError("the uploaded file is empty")
     try:
         image = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
-        raise UnsupportedImageError(
-            "the file is not an image in a supported format (PNG, JPEG, GIF, BMP, TIFF, WebP)"
-        ) from None
     except Image.DecompressionBombError:
         raise ImageTooLargeError(
             f"the image is too large to decode safely (the limit is {max_pixels:,} pixels)"
         ) from None
-    except Exception as exc:
-        raise CorruptImageError(f"the image header could not be read: {exc}") from None
+    except Exception as exc:  # UnidentifiedImageError among them: no opener took the file
+        raise _unopened(data, exc) from None
     if image.format not in SUPPORTED_FORMATS:
         raise UnsupportedImageError(
-            f"image format {image.format} is not supported (use PNG, JPEG, GIF, BMP, TIFF or WebP)"
+            f"image format {image.format} is not supported (use {FORMAT_NAMES})"
         )
     width, height = image.size
     if width * height > max_pixels:
@@ -95,9 +92,37 @@ def decode_image(
         image = ImageOps.exif_transpose(image)
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         raise CorruptImageError(
-            f"the {image.format} image is corrupt or truncated: {exc}"
+            f"the {image.format} image is corrupt or truncated: {str(exc).strip()}"
         ) from None
     return image
+
+
+def _unopened(data: bytes, exc: Exception) -> UnsupportedImageError | CorruptImageError:
+    """Why Pillow could not open ``data``: not an image it reads, or a damaged one (a
+    supported format's signature, and a header cut short or spoiled)."""
+    claimed = _signature_of(data)
+    if claimed is None and isinstance(exc, UnidentifiedImageError):
+        return UnsupportedImageError(
+            f"the file is not an image in a supported format ({FORMAT_NAMES})"
+        )
+    what = f"{claimed} image" if claimed else "image"
+    why = "" if isinstance(exc, UnidentifiedImageError) else f" ({str(exc).strip()})"
+    return CorruptImageError(
+        f"the {what} is corrupt or truncated: its header could not be read{why}"
+    )
+
+
+def _signature_of(data: bytes) -> str | None:
+    """The supported format whose signature ``data`` starts with (by Pillow's own check), for
+    a file Pillow could not open: a truncated or damaged image rather than some other file."""
+    for name in sorted(SUPPORTED_FORMATS & Image.OPEN.keys()):
+        accept = Image.OPEN[name][1]
+        try:
+            if accept is not None and accept(data[:16]):
+                return name
+        except (struct.error, IndexError, ValueError):  # a check that reads past a short file
+            continue
+    return None
 
 
 def upright_size(data: bytes) -> tuple[int, int]:

@@ -13,10 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-JPEG_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".jfif", ".mpo"}
-IMAGE_EXTENSIONS = frozenset(
-    {".png", ".gif", ".bmp", ".dib", ".tif", ".tiff", ".webp"} | JPEG_EXTENSIONS
-)
+from digitcore.formats import IMAGE_EXTENSIONS
+
 GLOB_CHARS = frozenset("*?[")
 
 

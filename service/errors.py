@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from digitcore.formats import FORMAT_NAMES
 from service.live import ModelUnusable
 from service.pipeline import InputRejected
 from service.schemas import ErrorDetail
@@ -26,7 +27,7 @@ _EXAMPLES = {
     413: ("Body, image or batch too large", "the request body is over the 10 MiB limit"),
     415: (
         "Not an image, or an unsupported format",
-        "the file is not an image in a supported format (PNG, JPEG, GIF, BMP, TIFF, WebP)",
+        f"the file is not an image in a supported format ({FORMAT_NAMES})",
     ),
     422: (
         "Missing or invalid field, or no digit in the image",

@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from digitcore.formats import FORMAT_NAMES
+
 _PROBABILITIES = [0.0001, 0.0002, 0.0009, 0.0003, 0.0001, 0.0002, 0.0, 0.9978, 0.0001, 0.0003]
 
 
@@ -126,7 +128,7 @@ class BatchResponse(BaseModel):
                             "status": 415,
                             "prediction": None,
                             "error": "the file is not an image in a supported format "
-                            "(PNG, JPEG, GIF, BMP, TIFF, WebP)",
+                            f"({FORMAT_NAMES})",
                         },
                     ]
                 }

@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from digitcore.formats import FORMAT_NAMES
 from service.deps import BatcherDep, SettingsDep
 from service.errors import error_responses
 from service.pipeline import InputRejected, Upload
@@ -22,7 +23,7 @@ from service.uploads import openapi_form, uploaded_files
 
 router = APIRouter(tags=["predict"])
 
-FORMATS = "PNG, JPEG, GIF (first frame), BMP, TIFF or WebP, any mode"
+FORMATS = f"{FORMAT_NAMES} (a GIF's first frame), any mode"
 IncludeImage = Annotated[
     bool, Query(description="also return the 28x28 image the model saw, as a base64 PNG")
 ]

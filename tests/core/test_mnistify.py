@@ -177,6 +177,25 @@ def test_a_photo_padded_to_a_square_in_its_own_colour_keeps_its_digit(model, mni
     # and the small digit 6 of 20 as JPEG
 
 
+def as_a_phone_saves_it(data: bytes, fmt: str) -> bytes:
+    """The upload re-encoded as a phone's camera saves it: HEIC (iPhones, many Androids) or
+    AVIF, at the quality cameras use."""
+    image = Image.open(io.BytesIO(data))
+    buffer = io.BytesIO()
+    image.convert("RGBA" if "A" in image.getbands() else "RGB").save(buffer, fmt, quality=60)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("name", ["photo", "pencil", "canvas_transparent"])
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
+def test_a_picture_saved_as_heic_or_avif_keeps_its_digit(model, mnist_test, name, fmt):
+    answered, same = same_digits(
+        model, mnist_test, name, lambda data, _: as_a_phone_saves_it(data, fmt)
+    )
+    assert answered >= 19
+    assert same >= answered - 1
+
+
 TURNS = {  # a picture turned on a flat canvas: (set, canvas colour, format)
     "photo on black, JPEG": ("photo", (0, 0, 0), "JPEG"),
     "photo on white": ("photo", (255, 255, 255), "PNG"),

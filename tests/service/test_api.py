@@ -129,15 +129,18 @@ async def test_unsupported_image_format_is_415(client, digit_samples):
     assert "not supported" in response.json()["detail"]
 
 
-@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
-async def test_truncated_image_is_400(client, digit_samples, fmt):
-    image = Image.fromarray(digit_samples[0][0]).resize((280, 280))
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "HEIF", "AVIF"])
+@pytest.mark.parametrize("kept", [0.5, 20], ids=["half", "header"])
+async def test_truncated_image_is_400(client, digit_samples, fmt, kept):
+    image = Image.fromarray(digit_samples[0][0]).resize((280, 280)).convert("RGB")
     buffer = io.BytesIO()
     image.save(buffer, format=fmt)
     data = buffer.getvalue()
-    response = await client.post("/predict", files=upload(data[: len(data) // 2], f"d.{fmt}"))
+    cut = data[: int(len(data) * kept) if kept < 1 else kept]
+    response = await client.post("/predict", files=upload(cut, f"d.{fmt}"))
     assert response.status_code == 400
     assert "truncated" in response.json()["detail"]
+    assert fmt in response.json()["detail"] or "header" in response.json()["detail"]
 
 
 async def test_huge_declared_dimensions_are_413_without_decoding(client):

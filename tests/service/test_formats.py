@@ -66,7 +66,12 @@ CASES = [
     ("TIFF", "I;16"),
     ("WEBP", "RGB"),
     ("WEBP", "RGBA"),
+    ("HEIF", "RGB"),
+    ("HEIF", "RGBA"),
+    ("AVIF", "RGB"),
+    ("AVIF", "RGBA"),
 ]
+LOSSLESS = {"WEBP": {"lossless": True}, "HEIF": {"quality": -1}, "AVIF": {"quality": 95}}
 
 
 @pytest.mark.parametrize(("fmt", "mode"), CASES, ids=[f"{f}-{m}" for f, m in CASES])
@@ -74,8 +79,7 @@ async def test_format_and_mode_decode_to_the_right_digit(client, sample, fmt, mo
     paper, label = sample
     image = in_mode(paper, mode)
     assert image.mode == mode
-    params = {"lossless": True} if fmt == "WEBP" else {}
-    data = image_bytes(image, fmt, **params)
+    data = image_bytes(image, fmt, **LOSSLESS.get(fmt, {}))
     response = await client.post("/predict", files={"file": (f"d.{fmt.lower()}", data, "image/x")})
     assert response.status_code == 200, response.text
     assert response.json()["digit"] == label
@@ -92,13 +96,15 @@ async def test_animated_gif_uses_the_first_frame(client, sample, digit_samples):
     assert response.status_code == 200 and response.json()["digit"] == label
 
 
-async def test_exif_rotation_is_applied(client, sample):
+@pytest.mark.parametrize("fmt", ["JPEG", "HEIF"])
+async def test_the_cameras_rotation_is_applied(client, sample, fmt):
     paper, label = sample
-    rotated = paper.rotate(
-        90, expand=True
-    )  # as a phone stores it, with orientation 6 ("turn right")
+    rotated = paper.rotate(90, expand=True)  # as a phone stores it, "turn right" to see it
     exif = Image.Exif()
     exif[0x0112] = 6
-    data = image_bytes(rotated.convert("RGB"), "JPEG", exif=exif.tobytes(), quality=95)
-    response = await client.post("/predict", files={"file": ("phone.jpg", data, "image/jpeg")})
+    # JPEG keeps the orientation in its EXIF; pillow-heif writes it as the HEIF's own rotation
+    data = image_bytes(rotated.convert("RGB"), fmt, exif=exif.tobytes(), quality=95)
+    assert Image.open(io.BytesIO(data)).format == fmt
+    name = f"phone.{fmt.lower()}"
+    response = await client.post("/predict", files={"file": (name, data, "image/x")})
     assert response.status_code == 200 and response.json()["digit"] == label
