@@ -25,7 +25,9 @@ STEP_WINDOW = 4  # this many copy pixels wide
 FLAT_SHARE = 0.6  # a background this much of one exact value is a flat canvas,
 CANVAS_SHARE = 0.2  # and this much a canvas still (its strokes' halos over the rest)
 DARK_BACKGROUND_SHARE = 0.6  # the dark class is the background only when it covers more
-BROAD_PAPER = 0.12  # a bright patch this deep (share of the short side) is paper, not ink
+BROAD_PAPER = 0.12  # a bright patch this deep (share of the short side) is paper, not ink,
+SHADOW_INK = 0.3  # where the dark class holds ink this share of the classes' gap darker still
+INNER_DEPTH = 2  # copy pixels: the dark class this far from the bright one, for its spread
 SURE_INK = 0.45  # dark ink: darker than this share of the lit paper is ink, never paper
 SHADOW_FLOOR = 0.3  # but not a broad patch from the edge lighter than this: a deep shadow
 ROUNDS = 2  # rounds of masked smoothing: the second settles the paper next to the ink
@@ -41,6 +43,10 @@ PAGE_INK = 0.002  # with something drawn within it on this share of it at least
 TURNED_BORDER = 0.5  # a canvas round a picture turned on it: this share of the border at least
 TURNED_AREA = 0.6  # and the picture covers this share of the canvas at least
 TURNED_RECTANGLE = 0.95  # and is a rectangle at any angle: this share of the smallest one round it
+FLAT_CANVAS = 1.5 / 255  # the canvas is flat: its pixels' 3x3 neighbourhoods span no more than this
+EDGE_BAND = 2  # px: the canvas' colour this close to the picture's edge or the border goes with it
+TURNED_FLAT = 0.5  # and that much of the canvas flat at least
+TURNED_CONVEX = 0.97  # a picture turned within its frame fills this share of its convex hull
 RING_ROWS = 8  # a JPEG's ringing along the picture's edge (a block): up to this many rows more
 RING_TOLERANCE = 24 / 255  # with every pixel this close to the bar's value go with the bar
 SHEET_AREA = 0.08  # a sheet on a desk: this share of the picture at least, and not all of it,
@@ -69,9 +75,10 @@ def fit_paper(gray: np.ndarray, unsmoothed: np.ndarray | None = None) -> Paper:
     1. Split the brightness into two classes (Otsu) on a small copy; the paper is the class
        that covers more of the image and of its border together (ties: dark ink on paper).
        A bright class with a patch too broad for a stroke is a shadow's lit paper, the ink
-       dark, unless the dark class is a canvas (``CANVAS_SHARE`` of it one exact value, in
-       ``gray`` or in ``unsmoothed``, the picture before a smoothing against grain spread
-       the strokes' edges): a digit cropped close and enlarged has strokes that broad.
+       dark, where the dark class holds ink far darker than most of it (:func:`_ink_within`)
+       and is no canvas (``CANVAS_SHARE`` of it one exact value, in ``gray`` or in
+       ``unsmoothed``, the picture before a smoothing against grain spread the strokes'
+       edges): a light digit cropped close and enlarged has strokes that broad.
     2. A background of one exact value (canvases, MNIST) is that value, with no noise.
     3. Otherwise a grey closing gives a first level (:func:`_closed_paper`); three rounds of
        smoothing through the pixels within the paper's noise of it (:func:`_masked_smooth`)
@@ -91,7 +98,12 @@ def fit_paper(gray: np.ndarray, unsmoothed: np.ndarray | None = None) -> Paper:
     mode, count = _mode(values)
     if count >= FLAT_SHARE * values.size:
         return Paper(mode, 0.0, dark_ink, max(mode, 0.05) if dark_ink else 1.0)
-    if not dark_ink and _broad(~dark) and not _a_canvas(small, unsmoothed, background):
+    if (
+        not dark_ink
+        and _broad(~dark)
+        and not _a_canvas(small, unsmoothed, background)
+        and _ink_within(small, dark)
+    ):
         dark_ink = True  # the dark class is a shadow's paper and the ink, the bright one lit paper
     plane, bowl = _light(small, dark_ink)
     level, depth, window = _closed_paper(
@@ -148,25 +160,46 @@ def turned_canvas(gray: np.ndarray) -> np.ndarray | None:
     """The flat canvas round a picture that was turned on it (the corners an editor or a
     scanner's deskewing fills with one colour), as a mask, or None.
 
-    The canvas is the border's colour reaching in from the border, with the JPEG's ringing
-    beside it and a pixel more. It is only taken for one where what it leaves is a picture:
-    most of the frame, a rectangle, hardly holding the canvas' colour, not one colour either.
-    A drawing on a plain canvas, or a digit filling a photo's frame, leaves only its strokes
-    and what they enclose."""
+    The canvas is the border's colour reaching in from the border, or, for a picture turned
+    within its own frame (its corners cut off), the colour of the frame's four corners; it is
+    flat (``FLAT_CANVAS``: a photo's paper about the canvas' colour, turned on a canvas of its
+    own colour, has grain and light and does not join it), with the JPEG's ringing beside it
+    and a pixel more. It is only taken for one where what it leaves is a picture: most of the
+    frame, a rectangle (turned within its frame, a rectangle with its corners cut: convex,
+    reaching every side of the frame, where a drawing on a plain canvas reaches none),
+    measured before the ringing is taken off (it bites into a paper of about the canvas'
+    colour), hardly holding the canvas' colour, not one colour either. A drawing on a plain
+    canvas, or a digit filling a photo's frame, leaves only its strokes and what they
+    enclose."""
     border = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
     value = float(np.median(border))
-    near = np.abs(border - value) <= BAR_TOLERANCE
-    if near.mean() < TURNED_BORDER:
+    corners = np.array([gray[0, 0], gray[0, -1], gray[-1, 0], gray[-1, -1]])
+    cut = np.ptp(corners) <= BAR_TOLERANCE  # the frame's corners one colour: perhaps cut off
+    if np.mean(np.abs(border - value) <= BAR_TOLERANCE) < TURNED_BORDER:
+        if not cut:
+            return None
+        value = float(np.median(corners))  # turned within its own frame: the corners filled
+    cut = cut and abs(float(np.median(corners)) - value) <= BAR_TOLERANCE
+    coloured = np.abs(gray - value) <= BAR_TOLERANCE
+    flat = ndimage.maximum_filter(gray, 3) - ndimage.minimum_filter(gray, 3) <= FLAT_CANVAS
+    flat_canvas = _canvas(coloured & flat)
+    if not flat_canvas.any() or flat_canvas.mean() > 1 - TURNED_AREA:  # a drawing's canvas
         return None
-    canvas = _canvas(np.abs(gray - value) <= BAR_TOLERANCE)
-    if not canvas.any() or canvas.mean() > 1 - TURNED_AREA:  # a drawing's canvas, mostly
+    picture = ndimage.binary_fill_holes(~flat_canvas)
+    sides = (picture[0], picture[-1], picture[:, 0], picture[:, -1])
+    within_frame = cut and all(side.any() for side in sides) and _convex(picture)
+    shaped = _rectangular(picture) or within_frame
+    if picture.mean() < TURNED_AREA or not shaped:
         return None
+    # the canvas' tips, too thin to be flat where a corner of the picture nears the border
+    within = ndimage.binary_erosion(picture, iterations=EDGE_BAND, border_value=0)
+    canvas = _canvas(coloured & ~within)
+    if np.count_nonzero(flat_canvas) < TURNED_FLAT * np.count_nonzero(canvas):
+        return None  # the border's colour along it, flat in a few places only: no canvas
     ringing = np.abs(gray - value) <= RING_TOLERANCE
     canvas = ndimage.binary_dilation(canvas, iterations=RING_ROWS, mask=ringing)
     picture = ndimage.binary_fill_holes(~canvas)
-    if picture.mean() < TURNED_AREA or not _rectangular(picture):
-        return None
-    if not _a_picture(gray, picture, [value]):
+    if picture.mean() < TURNED_AREA or not _a_picture(gray, picture, [value]):
         return None
     return ndimage.binary_dilation(canvas)
 
@@ -282,6 +315,17 @@ def _rectangular(region: np.ndarray, least: float = TURNED_RECTANGLE) -> bool:
     return region.sum() >= least * areas.min()
 
 
+def _convex(region: np.ndarray, least: float = TURNED_CONVEX) -> bool:
+    """Whether ``region`` fills at least ``least`` of its convex hull: a picture turned within
+    its own frame is a rectangle with its corners cut off by the frame."""
+    outline = np.argwhere(region & ~ndimage.binary_erosion(region, border_value=0))
+    try:
+        hull = ConvexHull(outline.astype(np.float64))
+    except QhullError:  # a line or a point
+        return False
+    return region.sum() >= least * hull.volume
+
+
 def _canvas(barlike: np.ndarray) -> np.ndarray:
     """The canvas-coloured pixels that reach the picture's edge: the canvas round a picture
     turned on it (what lies inside the picture, or is enclosed by strokes, is not canvas)."""
@@ -295,6 +339,22 @@ def _canvas(barlike: np.ndarray) -> np.ndarray:
 def _leading(flags: np.ndarray) -> int:
     """How many of ``flags`` are true before the first false."""
     return int(flags.size if flags.all() else np.argmin(flags))
+
+
+def _ink_within(small: np.ndarray, dark: np.ndarray) -> bool:
+    """Whether the ``dark`` class of ``small`` holds two levels, a shadow's paper and the
+    strokes written on it: ink far darker than most of the class, or, where the ink is most
+    of it (a thick digit cropped close), a spread that wide within the class, away from its
+    edge with the bright one (where a light pen's blended edges lie). Dark paper under a light
+    pen (chalk, a white pen on dark card) holds only its grain and the light's fall-off, well
+    within ``SHADOW_INK`` of the two classes' gap either way."""
+    values = small[dark]
+    level = float(np.median(values))
+    reach = SHADOW_INK * (float(np.median(small[~dark])) - level)
+    inner = small[ndimage.binary_erosion(dark, iterations=INNER_DEPTH)]
+    if inner.size == 0 or level - float(np.percentile(values, 1)) >= reach:
+        return True
+    return float(np.percentile(inner, 95) - np.percentile(inner, 1)) >= reach
 
 
 def _broad(region: np.ndarray) -> bool:
