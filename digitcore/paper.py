@@ -53,6 +53,7 @@ SHEET_AREA = 0.08  # a sheet on a desk: this share of the picture at least, and 
 SHEET_RECTANGLE = 0.92  # filling this share of the smallest rectangle round it,
 SHEET_INK = (0.002, 0.25)  # with dark ink on a share of it within these bounds
 SHEET_DESK = 0.8  # on a desk darker than it: this share of the rest of the picture at least
+LENS_DEPTH = 0.1  # a lens' bowl this deep (share of the paper's level) is smoothed round
 BOWL = np.array([False, False, False, True, True])  # the light's terms: x, y, 1, x^2, y^2
 
 
@@ -80,10 +81,13 @@ def fit_paper(gray: np.ndarray, unsmoothed: np.ndarray | None = None) -> Paper:
        ``unsmoothed``, the picture before a smoothing against grain spread the strokes'
        edges): a light digit cropped close and enlarged has strokes that broad.
     2. A background of one exact value (canvases, MNIST) is that value, with no noise.
-    3. Otherwise a grey closing gives a first level (:func:`_closed_paper`); three rounds of
+    3. Otherwise a grey closing gives a first level (:func:`_closed_paper`); ``ROUNDS`` rounds of
        smoothing through the pixels within the paper's noise of it (:func:`_masked_smooth`)
        give the surface, which follows light and shadows, and the noise: the paper pixels'
-       robust spread.
+       robust spread. Where a lens darkens the corners deeply (its bowl ``LENS_DEPTH`` of the
+       paper's level or more), the smoothing runs on the picture less the bowl, which is
+       added back: a window at a corner, spilling over the frame's edge, saw only the
+       lighter paper inward and left the dark corner a patch of ink.
     4. For dark ink, the surface is made sharp again, at full size, along a shadow's sharp
        edge (:func:`_steps`).
     """
@@ -110,10 +114,11 @@ def fit_paper(gray: np.ndarray, unsmoothed: np.ndarray | None = None) -> Paper:
         small, plane + bowl, dark_ink, small[~dark] if dark_ink else None
     )
     sigma = max(1.0, max(small.shape) / 40)
+    lens = bowl if float(-bowl.min()) > LENS_DEPTH * float(np.median(level)) else 0.0
     for _ in range(ROUNDS):
         residual = small - level
         weights = (residual > -depth if dark_ink else residual < depth).astype(np.float32)
-        level = _masked_smooth(small, weights, sigma)
+        level = _masked_smooth(small - lens, weights, sigma) + lens
         noise = 1.4826 * float(np.median(np.abs((small - level)[weights > 0])))
         depth = max(3.0 * noise, 0.01)
     surface = _grown(level, gray.shape)

@@ -274,25 +274,34 @@ def test_a_small_digit_on_a_page_turned_on_black_mostly_keeps_its_digit(
     # paper's grain streaked into lines), 15 and 4
 
 
-def vignetted(data: bytes, fmt: str) -> bytes:
-    """The upload darkened towards its corners as a phone's lens does: by 15 % at the middle
-    of each side and 30 % in the corners (the brightness falls with the square of the
-    distance from the centre)."""
+def vignetted(data: bytes, fmt: str, depth: float) -> bytes:
+    """The upload darkened towards its corners as a phone's lens does: by ``depth`` at the
+    middle of each side and twice that in the corners (the brightness falls with the square
+    of the distance from the centre)."""
     pixels = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.float32)
     height, width = pixels.shape[:2]
     ys, xs = np.mgrid[0:height, 0:width]
     distance = ((xs - width / 2) / (width / 2)) ** 2 + ((ys - height / 2) / (height / 2)) ** 2
-    return encode((pixels * (1 - 0.15 * distance)[..., None]).astype(np.uint8), fmt)
+    return encode((pixels * (1 - depth * distance)[..., None]).astype(np.uint8), fmt)
 
 
 @pytest.mark.parametrize(
-    ("name", "fmt"),
-    [("photo", "JPEG"), ("pencil", "PNG"), ("faint_pencil", "JPEG"), ("small_on_page", "JPEG")],
+    ("name", "fmt", "depth"),
+    [
+        ("photo", "JPEG", 0.15),
+        ("pencil", "PNG", 0.15),
+        ("faint_pencil", "JPEG", 0.15),
+        ("small_on_page", "JPEG", 0.15),
+        ("small_on_page", "JPEG", 0.3),
+        ("canvas_white", "PNG", 0.35),
+    ],
 )
-def test_a_photo_darker_towards_its_corners_keeps_its_digit(model, mnist_test, name, fmt):
+def test_a_photo_darker_towards_its_corners_keeps_its_digit(model, mnist_test, name, fmt, depth):
     # before, with the light modelled as a plane under the closing, the darker corners came out
-    # as ink: the photos 18, the small digits 9 of 20
-    keeps_its_digit(model, mnist_test, name, lambda data, _: vignetted(data, fmt))
+    # as ink: the photos 18, the small digits 9 of 20 (corners 30 % darker). With corners 60
+    # and 70 % darker, the smoothing, not following the lens' bowl into the corners, left
+    # patches of ink there: the small digits 4, the white canvases 15 of 20
+    keeps_its_digit(model, mnist_test, name, lambda data, _: vignetted(data, fmt, depth))
 
 
 def sheet(ink: np.ndarray, seed: int) -> bytes:
