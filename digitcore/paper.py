@@ -47,6 +47,7 @@ FLAT_CANVAS = 1.5 / 255  # the canvas is flat: its pixels' 3x3 neighbourhoods sp
 EDGE_BAND = 2  # px: the canvas' colour this close to the picture's edge or the border goes with it
 TURNED_FLAT = 0.5  # and that much of the canvas flat at least
 TURNED_CONVEX = 0.97  # a picture turned within its frame fills this share of its convex hull
+TURNED_CORNER = 1.3  # and leaves in each corner a triangle this many times longer than high
 RING_ROWS = 8  # a JPEG's ringing along the picture's edge (a block): up to this many rows more
 RING_TOLERANCE = 24 / 255  # with every pixel this close to the bar's value go with the bar
 SHEET_AREA = 0.08  # a sheet on a desk: this share of the picture at least, and not all of it,
@@ -192,7 +193,9 @@ def turned_canvas(gray: np.ndarray) -> np.ndarray | None:
         return None
     picture = ndimage.binary_fill_holes(~flat_canvas)
     sides = (picture[0], picture[-1], picture[:, 0], picture[:, -1])
-    within_frame = cut and all(side.any() for side in sides) and _convex(picture)
+    within_frame = (
+        cut and all(side.any() for side in sides) and _convex(picture) and _pinwheel(flat_canvas)
+    )
     shaped = _rectangular(picture) or within_frame
     if picture.mean() < TURNED_AREA or not shaped:
         return None
@@ -329,6 +332,30 @@ def _convex(region: np.ndarray, least: float = TURNED_CONVEX) -> bool:
     except QhullError:  # a line or a point
         return False
     return region.sum() >= least * hull.volume
+
+
+def _pinwheel(canvas: np.ndarray) -> bool:
+    """Whether the ``canvas`` lies in the frame's corners as a picture turned within its frame
+    leaves it: in each corner a triangle long along one side and short along the other
+    (``TURNED_CORNER``: turns of up to about 35 degrees), the long sides taking turns round
+    the frame, each corner's triangle its neighbour's turned a quarter. A round digit cut to
+    its ink, light on black, leaves black corners too, but they are as high as they are long.
+    """
+
+    def run(line: np.ndarray) -> int:
+        stops = np.flatnonzero(~line)
+        return int(stops[0]) if stops.size else line.size
+
+    corners = [  # (along the top or bottom, along the left or right side), clockwise
+        (run(canvas[0]), run(canvas[:, 0])),
+        (run(canvas[0, ::-1]), run(canvas[:, -1])),
+        (run(canvas[-1, ::-1]), run(canvas[::-1, -1])),
+        (run(canvas[-1]), run(canvas[::-1, 0])),
+    ]
+    if any(max(along, down) < TURNED_CORNER * max(min(along, down), 1) for along, down in corners):
+        return False
+    lying = [along > down for along, down in corners]
+    return all(lying[i] != lying[i - 1] for i in range(4))
 
 
 def _canvas(barlike: np.ndarray) -> np.ndarray:
