@@ -75,7 +75,9 @@ def fit_paper(gray: np.ndarray, unsmoothed: np.ndarray | None = None) -> Paper:
     """Model the background of ``gray`` from the pixels that are not ink.
 
     1. Split the brightness into two classes (Otsu) on a small copy; the paper is the class
-       that covers more of the image and of its border together (ties: dark ink on paper).
+       that covers more of the image and of its border together (ties: dark ink on paper),
+       or a drawing's dark canvas that light strokes cut to their ink part along the border
+       (:func:`_cut_light_on_black`).
        A bright class with a patch too broad for a stroke is a shadow's lit paper, the ink
        dark, where the dark class holds ink far darker than most of it (:func:`_ink_within`)
        and is no canvas (``CANVAS_SHARE`` of it one exact value, in ``gray`` or in
@@ -97,7 +99,7 @@ def fit_paper(gray: np.ndarray, unsmoothed: np.ndarray | None = None) -> Paper:
     dark = small < threshold
     border = np.concatenate([dark[0], dark[-1], dark[:, 0], dark[:, -1]])
     dark_share = 0.5 * dark.mean() + 0.5 * border.mean()
-    dark_ink = dark_share < DARK_BACKGROUND_SHARE
+    dark_ink = dark_share < DARK_BACKGROUND_SHARE and not _cut_light_on_black(small, dark)
     background = ~dark if dark_ink else dark
     values = small[background]  # never empty: Otsu leaves pixels on both sides
     mode, count = _mode(values)
@@ -371,6 +373,23 @@ def _canvas(barlike: np.ndarray) -> np.ndarray:
 def _leading(flags: np.ndarray) -> int:
     """How many of ``flags`` are true before the first false."""
     return int(flags.size if flags.all() else np.argmin(flags))
+
+
+def _cut_light_on_black(small: np.ndarray, dark: np.ndarray) -> bool:
+    """Whether ``small`` is light strokes on a drawing's dark canvas, cut to the strokes: the
+    dark class is ``CANVAS_SHARE`` one exact value at least, and the bright one, one piece
+    reaching all four sides, parts it into pieces along the border (the corners). Cut so, a
+    thick digit (a 0, an 8) is most of the picture and its border, and passed for dark ink
+    on light paper; dark strokes cut so leave the light canvas in pieces, not the dark."""
+    if _mode(small[dark])[1] < CANVAS_SHARE * np.count_nonzero(dark):
+        return False
+    _, pieces = ndimage.label(~dark, structure=np.ones((3, 3), dtype=bool))
+    if pieces != 1 or not all(
+        side.any() for side in (~dark[0], ~dark[-1], ~dark[:, 0], ~dark[:, -1])
+    ):
+        return False
+    canvas, _ = ndimage.label(dark)
+    return np.unique(np.concatenate([canvas[0], canvas[-1], canvas[:, 0], canvas[:, -1]])).size > 2
 
 
 def _ink_within(small: np.ndarray, dark: np.ndarray) -> bool:
