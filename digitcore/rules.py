@@ -32,7 +32,8 @@ INK = 0.0  # any ink counts: a faint rule fades further next to dark strokes
 ADJACENT = 2  # px: a stroke crossing a rule has ink this close to both of its edges
 THINNER = 0.6  # a rule this thin against the strokes may end in writing cut by the frame
 PIECE, STRONG = 0.1, 0.5  # the ink levels of a component, and of some of its ink
-MIN_SIDE = 16  # px: smaller pictures have no room for rules
+MIN_SIDE = 32  # px: smaller pictures (MNIST's 28) have no room for rules; there a JPEG's
+# ringing carries a stroke that ends a few pixels short of the edges on to them
 EIGHT_NEIGHBOURS = np.ones((3, 3))
 
 
