@@ -20,6 +20,7 @@ from scipy import ndimage
 
 from digitcore.checkpoint import load_model
 from digitcore.errors import NoDigitFoundError
+from digitcore.model import predict_probabilities
 from digitcore.preprocess import preprocess
 from testkit.realistic import SETS, _cropped, _digit_ink, generate, same_strokes
 from trainer.sheets import encode, paper_photo
@@ -174,8 +175,8 @@ def read_as_digits(model_path, uploads: list[bytes], labels: np.ndarray) -> int:
     read = [(o, int(label)) for o, label in zip(outcomes, labels, strict=True)]
     read = [(o, label) for o, label in read if not isinstance(o, Exception)]
     with torch.inference_mode():
-        logits = model(torch.stack([o.tensor for o, _ in read]))
-    confidence, digits = torch.softmax(logits / checkpoint.temperature, dim=1).max(dim=1)
+        batch = torch.stack([o.tensor for o, _ in read])
+        confidence, digits = predict_probabilities(model, batch, checkpoint.temperature).max(1)
     passed = (confidence >= checkpoint.digit_threshold).tolist()
     return sum(
         d == label and ok for d, (_, label), ok in zip(digits.tolist(), read, passed, strict=True)
