@@ -221,25 +221,31 @@ def ink_map(gray: np.ndarray, canvas: np.ndarray | None = None) -> np.ndarray:
     sure = strong[strong > SURE_STROKE * floor]
     sparse = MIN_SURE <= sure.size < SPARSE * strong.size  # a little ink among paper grain
     peak = float(np.percentile(sure if sparse else strong, 90))
-    if peak - floor < max(MIN_CONTRAST, 2.0 * paper.noise):
-        floor, peak = _above_the_grain(strong)
+    above = _above_the_grain(strong)
+    grain_level = peak - floor < max(MIN_CONTRAST, 2.0 * paper.noise)  # the grain's, not ink's
+    if grain_level and above is None:
+        raise NoDigitFoundError("no digit found: nothing stands out from the background")
+    if above is not None and (grain_level or peak <= above[0]):  # within the grain: blotches
+        floor, peak = above
     return np.clip((ink - floor) / (peak - floor), 0.0, 1.0).astype(np.float32)
 
 
-def _above_the_grain(strong: np.ndarray) -> tuple[float, float]:
-    """The floor and full level of ink standing out from a coarse grain, where the level of
-    what rises above the noise floor is the grain's: a heavy JPEG (quality 10 or less) leaves
-    the paper in flat blocks a few levels apart, more of them above the floor than a digit
-    has pixels, and the paper's measured noise, within the blocks, near none. Where those
-    values fall into two classes (Otsu), the upper ``CLEAR`` times the lower (medians), the
-    ink is the upper class and the floor the top of the lower; else nothing stands out."""
+def _above_the_grain(strong: np.ndarray) -> tuple[float, float] | None:
+    """The floor and full level of ink standing out from a coarse grain, for where the level
+    of what rises above the noise floor is the grain's. A heavy JPEG (quality 10 or less)
+    leaves the paper in flat blocks a few levels apart, more of them above the floor than a
+    digit has pixels, and the paper's measured noise, within the blocks, near none; mottled
+    paper (stains, recycled or handmade paper, a wall) rises above it in blotches wider than
+    the noise's reach, and outweighs the digit's strokes. Where those values fall into two
+    classes (Otsu), the upper ``CLEAR`` times the lower (medians), the ink is the upper class
+    and the floor the top of the lower; else nothing stands out (``None``)."""
     split = otsu_threshold(strong)
     grain, ink = strong[strong <= split], strong[strong > split]
     if ink.size >= MIN_SURE and np.median(ink) >= CLEAR * np.median(grain):
         floor, peak = float(np.percentile(grain, 99)), float(np.percentile(ink, 90))
         if peak - floor >= MIN_CONTRAST:
             return floor, peak
-    raise NoDigitFoundError("no digit found: nothing stands out from the background")
+    return None
 
 
 @dataclass
