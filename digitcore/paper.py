@@ -54,6 +54,7 @@ SHEET_AREA = 0.08  # a sheet on a desk: this share of the picture at least, and 
 SHEET_RECTANGLE = 0.92  # filling this share of the smallest rectangle round it,
 SHEET_INK = (0.002, 0.25)  # with dark ink on a share of it within these bounds
 SHEET_DESK = 0.8  # on a desk darker than it: this share of the rest of the picture at least
+LIGHT_TAIL = 2.0  # the split ran through the paper: its light class reaches this far past it
 LENS_DEPTH = 0.1  # a lens' bowl this deep (share of the paper's level) is smoothed round
 BOWL = np.array([False, False, False, True, True])  # the light's terms: x, y, 1, x^2, y^2
 
@@ -77,12 +78,15 @@ def fit_paper(gray: np.ndarray, unsmoothed: np.ndarray | None = None) -> Paper:
     1. Split the brightness into two classes (Otsu) on a small copy; the paper is the class
        that covers more of the image and of its border together (ties: dark ink on paper),
        or a drawing's dark canvas that light strokes cut to their ink part along the border
-       (:func:`_cut_light_on_black`).
+       (:func:`_cut_light_on_black`). Where the split ran through the paper itself (both
+       classes broad, the bright one reaching far past its middle: chalk on a board clouded
+       where it was wiped), the ink is light (:func:`_light_past_split_paper`).
        A bright class with a patch too broad for a stroke is a shadow's lit paper, the ink
        dark, where the dark class holds ink far darker than most of it (:func:`_ink_within`)
        and is no canvas (``CANVAS_SHARE`` of it one exact value, in ``gray`` or in
        ``unsmoothed``, the picture before a smoothing against grain spread the strokes'
-       edges): a light digit cropped close and enlarged has strokes that broad.
+       edges): a light digit cropped close and enlarged has strokes that broad; nor a split
+       through the paper.
     2. A background of one exact value (canvases, MNIST) is that value, with no noise.
     3. Otherwise a grey closing gives a first level (:func:`_closed_paper`); ``ROUNDS`` rounds of
        smoothing through the pixels within the paper's noise of it (:func:`_masked_smooth`)
@@ -100,6 +104,8 @@ def fit_paper(gray: np.ndarray, unsmoothed: np.ndarray | None = None) -> Paper:
     border = np.concatenate([dark[0], dark[-1], dark[:, 0], dark[:, -1]])
     dark_share = 0.5 * dark.mean() + 0.5 * border.mean()
     dark_ink = dark_share < DARK_BACKGROUND_SHARE and not _cut_light_on_black(small, dark)
+    if dark_ink and _light_past_split_paper(small, dark):
+        dark_ink = False
     background = ~dark if dark_ink else dark
     values = small[background]  # never empty: Otsu leaves pixels on both sides
     mode, count = _mode(values)
@@ -110,6 +116,7 @@ def fit_paper(gray: np.ndarray, unsmoothed: np.ndarray | None = None) -> Paper:
         and _broad(~dark)
         and not _a_canvas(small, unsmoothed, background)
         and _ink_within(small, dark)
+        and not _light_past_split_paper(small, dark)
     ):
         dark_ink = True  # the dark class is a shadow's paper and the ink, the bright one lit paper
     plane, bowl = _light(small, dark_ink)
@@ -390,6 +397,20 @@ def _cut_light_on_black(small: np.ndarray, dark: np.ndarray) -> bool:
         return False
     canvas, _ = ndimage.label(dark)
     return np.unique(np.concatenate([canvas[0], canvas[-1], canvas[:, 0], canvas[:, -1]])).size > 2
+
+
+def _light_past_split_paper(small: np.ndarray, dark: np.ndarray) -> bool:
+    """Whether the split ran through the paper, light strokes beyond it: both classes broad
+    patches, none of them strokes, and the bright one reaching far past its middle (its top
+    percent ``LIGHT_TAIL`` times the classes' gap beyond it, and that many times further than
+    the dark class reaches down): chalk on a blackboard clouded where it was wiped."""
+    if not (_broad(dark) and _broad(~dark)):
+        return False
+    low, high = small[dark], small[~dark]
+    gap = float(np.median(high) - np.median(low))
+    rise = float(np.percentile(high, 99) - np.median(high))
+    fall = float(np.median(low) - np.percentile(low, 1))
+    return rise > LIGHT_TAIL * max(gap, fall)
 
 
 def _ink_within(small: np.ndarray, dark: np.ndarray) -> bool:

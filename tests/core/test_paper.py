@@ -1,12 +1,14 @@
 """The paper model (``digitcore.paper``) seen through the ink map: light falling off across a
-page, and a shadow's sharp edge, are paper, and the strokes on them stay ink; a digit cut to
-its ink is no picture turned on a canvas."""
+page, a shadow's sharp edge and the blotches of mottled paper or of a wiped blackboard are
+paper, and the strokes on them stay ink; a digit cut to its ink is no picture turned on a
+canvas."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 
 from digitcore.mnistify import FAINT, ink_map
 from digitcore.paper import fit_paper, turned_canvas
@@ -111,3 +113,39 @@ def test_a_digit_cut_to_its_ink_light_on_black_is_no_picture_turned_within_its_f
         crop = crop.resize((crop.width * factor, crop.height * factor), Image.Resampling.BILINEAR)
         taken += turned_canvas(np.asarray(crop, dtype=np.float32) / 255) is not None
     assert taken == 0
+
+
+def clouds(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
+    """Soft random blotches about ``sigma`` px wide, of unit standard deviation."""
+    field = ndimage.gaussian_filter(rng.normal(size=shape), sigma)
+    return field / field.std()
+
+
+def test_blotches_of_mottled_paper_stay_paper_beside_a_dark_stroke():
+    """Mottled paper rises above its noise floor in blotches that outnumber a small stroke's
+    pixels: they are the floor, not ink at the stroke's strength."""
+    rng = np.random.default_rng(3)
+    rows, cols = 300, 400
+    gray = 0.85 + 0.05 * clouds(rng, (rows, cols), 25) + rng.normal(0, 0.004, (rows, cols))
+    gray[140:180, 198:202] = 0.15  # a small dark stroke
+    ink = ink_map(gray.astype(np.float32))
+    assert ink[145:175, 199:201].min() > 0.5
+    away = np.ones((rows, cols), dtype=bool)
+    away[130:190, 188:212] = False
+    assert np.percentile(ink[away], 99.9) < FAINT
+
+
+def test_chalk_on_a_board_clouded_where_it_was_wiped_is_light_ink():
+    """A few light strokes on a board whose wiped clouds the brightness split runs through:
+    the ink is light, and the clouds are paper."""
+    rng = np.random.default_rng(4)
+    rows, cols = 300, 400
+    wiped = 0.08 * np.clip(clouds(rng, (rows, cols), 40), 0, None)
+    gray = 0.18 + wiped + rng.normal(0, 0.01, (rows, cols))
+    ys, xs = np.mgrid[0:rows, 0:cols]
+    ring = np.abs(np.hypot(ys - 150, xs - 200) - 30) < 2.5  # a 0 in chalk
+    gray[ring] = 0.9
+    assert not fit_paper(gray.astype(np.float32)).dark_ink
+    ink = ink_map(gray.astype(np.float32))
+    assert np.median(ink[ring]) > 0.5
+    assert np.percentile(ink[np.hypot(ys - 150, xs - 200) > 40], 99.9) < FAINT
