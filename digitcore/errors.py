@@ -21,5 +21,9 @@ class NoDigitFoundError(ImageInputError):
     """The image holds no ink: a blank page, a flat colour."""
 
 
+class SpecksOnlyError(NoDigitFoundError):
+    """The image holds only specks of ink, nothing the size of a digit."""
+
+
 class TooManyDigitsError(ImageInputError):
     """A picture of a number that holds more digits than one reading allows."""

@@ -34,10 +34,11 @@ from scipy import ndimage
 from skimage.morphology import skeletonize
 
 from digitcore import WORKING_SIZE
-from digitcore.errors import NoDigitFoundError
+from digitcore.errors import NoDigitFoundError, SpecksOnlyError
 from digitcore.paper import (
     desk_round_sheet,
     fit_paper,
+    flat_canvas,
     otsu_threshold,
     picture_inset,
     turned_canvas,
@@ -54,7 +55,8 @@ SURE_STROKE = 3.0  # when the pixels this many times the noise floor are few, th
 SPARSE = 0.25  # (fewer than this share of those above the floor: a small digit on grainy
 MIN_SURE = 5  # paper) is measured on them alone, when there are this many of them
 CLEAR = 5.0  # ink whose level is this many times a coarse grain's stands out from it
-SPECKS = 0.02  # ink spanning less than this share of the picture's longest side is specks
+SPECKS = 0.02  # ink spanning less than this share of the picture's longest side is specks,
+DRAWN_SPAN = 3  # px, on a drawing's flat canvas (no dust, no grain) less than this
 FRAME_LINE = 0.05  # a line across the picture thinner than this share of it is a frame or rule
 FRAME_BAND = 0.15  # ink along a side, closer to it on average than this share, is a page edge
 BOX_SIDE = 0.8  # a box round the digit: its ink runs along this share of each of its sides
@@ -104,7 +106,12 @@ def mnist_digit(image: Image.Image) -> MnistDigit:
     """:func:`mnistify`, also counting the digit-sized pieces of ink side by side."""
     gray = to_luminance(image)
     ink, (top, left) = picture_ink(gray)
-    selection = select_digit(ink)
+    try:
+        selection = select_digit(ink)
+    except SpecksOnlyError:
+        if not flat_canvas(gray):
+            raise
+        selection = select_digit(ink, least_span=DRAWN_SPAN)  # a canvas holds no dust
     mnist = place_by_mass(fit_box(normalize_stroke(selection.crop)))
     height, width = selection.crop.shape
     top, left = top + selection.corner[0], left + selection.corner[1]
@@ -399,9 +406,10 @@ class Selection:
     corner: tuple[int, int] = (0, 0)  # the crop's top and left in the ink map
 
 
-def select_digit(ink: np.ndarray) -> Selection:
+def select_digit(ink: np.ndarray, least_span: float | None = None) -> Selection:
     """The ink of the digit alone, cropped to its bounding box (frames, guides and specks
-    removed)."""
+    removed); ink spanning under ``least_span`` px in all (:func:`speck_size` unless given) is
+    only specks."""
     ink = without_rules(ink)
     labels, count = ndimage.label(ink > FAINT, structure=EIGHT_NEIGHBOURS)
     boxes = ndimage.find_objects(labels)
@@ -435,8 +443,8 @@ def select_digit(ink: np.ndarray) -> Selection:
         raise NoDigitFoundError("no digit found: the image holds no clear strokes")
     parts = with_stroke_pieces(parts, labels)
     top, bottom, left, right = _span(parts)
-    if max(bottom - top, right - left) < speck_size(labels.shape):
-        raise NoDigitFoundError("no digit found: only specks, nothing the size of a digit")
+    if max(bottom - top, right - left) < (least_span or speck_size(labels.shape)):
+        raise SpecksOnlyError("no digit found: only specks, nothing the size of a digit")
     kept = np.zeros(count + 1, dtype=bool)
     kept[[c.label for c in parts]] = True
     region = (

@@ -141,6 +141,12 @@ def fit_paper(gray: np.ndarray, unsmoothed: np.ndarray | None = None) -> Paper:
     return Paper(surface, noise, dark_ink, scale)
 
 
+def flat_canvas(gray: np.ndarray) -> bool:
+    """Whether ``gray`` is mostly (``FLAT_SHARE``) one exact value: a drawing's canvas, which
+    holds no dust and no grain, so that whatever is drawn on it was drawn."""
+    return _mode(gray.ravel())[1] >= FLAT_SHARE * gray.size
+
+
 def picture_inset(gray: np.ndarray) -> tuple[slice, slice] | None:
     """Where a picture lies that was pasted on a flat canvas: inside the flat bars along its
     sides (a phone's letterbox, a border an editor added, a photo on a white page), or None.
