@@ -14,9 +14,10 @@ picture differs (SPEC §4):
    :func:`ink_map` — fit the background (:mod:`digitcore.paper`: uneven light, shadows,
    their sharp edges) robustly, decide the polarity, stretch the contrast and zero what is
    within the background's noise, keeping anti-aliased edges.
-3. :func:`select_digit` — connected components: drop frames/page edges, small specks, what
-   reaches in from the edge (:func:`without_intruders`: a finger) and the guides drawn round
-   or under the digit (:func:`without_guides`).
+3. :func:`select_digit` — connected components: drop frames/page edges, small specks (on a
+   drawing's flat canvas only the tiniest: it holds no dust), what reaches in from the edge
+   (:func:`without_intruders`: a finger) and the guides drawn round or under the digit
+   (:func:`without_guides`).
 4. :func:`normalize_stroke` and :func:`fit_box` — bring very thin or very thick strokes
    towards MNIST's width, then scale the longest side to 20 px (area averaging).
 5. :func:`place_by_mass` — paste into 28x28 with the centre of mass at (14, 14).
