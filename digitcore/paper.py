@@ -63,7 +63,9 @@ BOWL = np.array([False, False, False, True, True])  # the light's terms: x, y, 1
 class Paper:
     """What the picture's background is: its level (a number or a surface), noise, polarity.
 
-    ``scale`` divides dark ink's depth, so ink under a shadow counts as much as in the light.
+    ``scale`` divides dark ink's depth, so ink under a shadow counts as much as in the light;
+    paper darker than ``SHADOW_FLOOR`` of its middle level is divided no further (at a
+    gradient's black end a level or two became a line of ink).
     """
 
     level: np.ndarray | float
@@ -137,7 +139,8 @@ def fit_paper(gray: np.ndarray, unsmoothed: np.ndarray | None = None) -> Paper:
         step = _steps(gray, small, bowl, level, surface, window, weights, noise, lit)
         if step is not None:
             surface = surface + step
-    scale = np.maximum(surface, 0.05) / max(float(np.median(level)), 0.05) if dark_ink else 1.0
+    middle = max(float(np.median(level)), 0.05)
+    scale = np.maximum(surface, SHADOW_FLOOR * middle) / middle if dark_ink else 1.0
     return Paper(surface, noise, dark_ink, scale)
 
 

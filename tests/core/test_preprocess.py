@@ -152,6 +152,19 @@ def test_blank_images_are_no_digit(level):
         mnistify(Image.new("L", (100, 100), level))
 
 
+@pytest.mark.parametrize("axis", [0, 1], ids=["top to bottom", "left to right"])
+@pytest.mark.parametrize("size", [200, 640])
+def test_a_gradient_from_black_to_white_is_no_digit(axis, size):
+    """Under dark ink the ink's depth is divided by the paper's level, so that ink under a
+    shadow counts as much as in the light; at a gradient's black end that blew a level or
+    two up to a line of ink along the edge, read as a 1. Paper darker than ``SHADOW_FLOOR``
+    of its middle level is divided no further."""
+    ramp = np.linspace(0, 255, size)
+    pixels = np.broadcast_to(ramp[:, None] if axis == 0 else ramp[None, :], (size, size))
+    with pytest.raises(NoDigitFoundError):
+        mnistify(Image.fromarray(pixels.astype(np.uint8)))
+
+
 def test_noise_alone_is_no_digit():
     rng = np.random.default_rng(0)
     pixels = (200 + rng.normal(0, 4, (300, 300))).clip(0, 255).astype(np.uint8)
