@@ -51,7 +51,11 @@ CANVAS = 28
 CENTRE = 14.0
 PAINT_SIGMA = 8.0  # a turned picture's canvas, painted with its nearest pixels, is smoothed (px)
 NOISE_FLOOR = 0.01  # minimum threshold above the background, in [0, 1] luminance units
-MIN_CONTRAST = 0.04  # ink weaker than this against the background is not ink
+MIN_CONTRAST = 0.04  # ink weaker than this against the background is not ink, unless it is
+FAINT_CONTRAST = 0.02  # this strong and a stroke: standing this many times the paper's noise
+FAINT_SNR = 8.0  # above it, one shape (its largest piece holds this share of it at half its
+ONE_SHAPE = 0.6  # level: not a heavy JPEG's blocks) edged sharply (its level over its slope
+SHARP_EDGE = 8.0  # at that edge at most this many px: not a tint's soft blotch)
 SURE_STROKE = 3.0  # when the pixels this many times the noise floor are few, the ink's level
 SPARSE = 0.25  # (fewer than this share of those above the floor: a small digit on grainy
 MIN_SURE = 5  # paper) is measured on them alone, when there are this many of them
@@ -231,11 +235,28 @@ def ink_map(gray: np.ndarray, canvas: np.ndarray | None = None) -> np.ndarray:
     peak = float(np.percentile(sure if sparse else strong, 90))
     above = _above_the_grain(strong)
     grain_level = peak - floor < max(MIN_CONTRAST, 2.0 * paper.noise)  # the grain's, not ink's
-    if grain_level and above is None:
+    if grain_level and above is None and not _faint_stroke(ink, floor, peak, paper.noise):
         raise NoDigitFoundError("no digit found: nothing stands out from the background")
     if above is not None and (grain_level or peak <= above[0]):  # within the grain: blotches
         floor, peak = above
     return np.clip((ink - floor) / (peak - floor), 0.0, 1.0).astype(np.float32)
+
+
+def _faint_stroke(ink: np.ndarray, floor: float, peak: float, noise: float) -> bool:
+    """Whether ink fainter than ``MIN_CONTRAST`` is a stroke all the same: light pencil in a
+    dim or flat-lit photo stands a few levels above the paper, but far above its noise, in
+    one shape whose edge is as sharp as a pen's. What else rises that little is not so: a
+    tinted sheet's blotches have soft edges a blotch wide, a heavy JPEG's blocks are many
+    pieces on a paper with no noise, a grainy sheet's specks are within a few noises."""
+    level = peak - floor
+    if level < FAINT_CONTRAST or level < FAINT_SNR * noise:
+        return False
+    half = ink > floor + 0.5 * level
+    labels, count = ndimage.label(half, EIGHT_NEIGHBOURS)
+    if count == 0 or np.bincount(labels.ravel())[1:].max() < ONE_SHAPE * half.sum():
+        return False
+    slope = np.hypot(*np.gradient(ink))[half & ~ndimage.binary_erosion(half)]
+    return level <= SHARP_EDGE * float(np.median(slope))
 
 
 def _above_the_grain(strong: np.ndarray) -> tuple[float, float] | None:
