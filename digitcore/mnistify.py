@@ -245,16 +245,26 @@ def ink_map(gray: np.ndarray, canvas: np.ndarray | None = None) -> np.ndarray:
 def _faint_stroke(ink: np.ndarray, floor: float, peak: float, noise: float) -> bool:
     """Whether ink fainter than ``MIN_CONTRAST`` is a stroke all the same: light pencil in a
     dim or flat-lit photo stands a few levels above the paper, but far above its noise, in
-    one shape whose edge is as sharp as a pen's. What else rises that little is not so: a
-    tinted sheet's blotches have soft edges a blotch wide, a heavy JPEG's blocks are many
-    pieces on a paper with no noise, a grainy sheet's specks are within a few noises."""
+    one shape whose edge is as sharp as a pen's, no line along the picture's edge. What else
+    rises that little is not so: a tinted sheet's blotches have soft edges a blotch wide, a
+    heavy JPEG's blocks are many pieces on a paper with no noise, a grainy sheet's specks are
+    within a few noises, and a gradient leaves a line along its black edge."""
     level = peak - floor
     if level < FAINT_CONTRAST or level < FAINT_SNR * noise:
         return False
     half = ink > floor + 0.5 * level
     labels, count = ndimage.label(half, EIGHT_NEIGHBOURS)
-    if count == 0 or np.bincount(labels.ravel())[1:].max() < ONE_SHAPE * half.sum():
+    if count == 0:
         return False
+    areas = np.bincount(labels.ravel())[1:]
+    largest = int(np.argmax(areas))
+    if areas[largest] < ONE_SHAPE * half.sum():
+        return False
+    rows, cols = box = ndimage.find_objects(labels)[largest]
+    height, width = half.shape
+    touches = rows.start == 0 or cols.start == 0 or rows.stop == height or cols.stop == width
+    if _Component(largest + 1, 0.0, int(areas[largest]), box, touches).frame_like(labels):
+        return False  # a line along the picture's edge: a gradient's black end, a page's edge
     slope = np.hypot(*np.gradient(ink))[half & ~ndimage.binary_erosion(half)]
     return level <= SHARP_EDGE * float(np.median(slope))
 
