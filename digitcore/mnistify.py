@@ -8,7 +8,8 @@ picture differs (SPEC §4):
 1. :func:`to_luminance` — any mode to one float channel; ink that lives in the alpha channel
    (a transparent canvas) is composited onto a background that contrasts with it. Where the
    luminance shows nothing, :func:`colour_contrast` gives the colours' own axis (a red pen on
-   green paper as bright).
+   green paper as bright). :func:`unrepeated` — pixel art enlarged by repeating its pixels,
+   at its own size.
 2. :func:`picture_ink` — the picture itself, where it was pasted or turned on a flat canvas,
    and the sheet, where a sheet lies on a desk;
    :func:`ink_map` — fit the background (:mod:`digitcore.paper`: uneven light, shadows,
@@ -51,6 +52,9 @@ CANVAS = 28
 CENTRE = 14.0
 PAINT_SIGMA = 8.0  # a turned picture's canvas, painted with its nearest pixels, is smoothed (px)
 NOISE_FLOOR = 0.01  # minimum threshold above the background, in [0, 1] luminance units
+REPEATED = 2  # a picture of runs of identical rows and columns this long at least,
+MIN_RUNS = 5  # this many of them each way within its sides, each this close to a whole
+BLOCK_SLACK = 0.2  # number of blocks, is pixel art enlarged: it is read at its own size
 MIN_CONTRAST = 0.04  # ink weaker than this against the background is not ink, unless it is
 FAINT_CONTRAST = 0.02  # this strong and a stroke: standing this many times the paper's noise
 FAINT_SNR = 8.0  # above it, one shape (its largest piece holds this share of it at half its
@@ -109,7 +113,7 @@ def mnistify(image: Image.Image) -> np.ndarray:
 
 def mnist_digit(image: Image.Image) -> MnistDigit:
     """:func:`mnistify`, also counting the digit-sized pieces of ink side by side."""
-    gray = to_luminance(image)
+    gray = unrepeated(to_luminance(image))
     ink, (top, left) = picture_ink(gray)
     try:
         selection = select_digit(ink)
@@ -149,6 +153,39 @@ def to_luminance(image: Image.Image) -> np.ndarray:
             backdrop = 1.0 if ink_is_dark else 0.0
             return alpha * gray + (1 - alpha) * backdrop
     return np.asarray(image if mode == "L" else image.convert("L"), dtype=np.float32) / 255
+
+
+def unrepeated(gray: np.ndarray) -> np.ndarray:
+    """``gray`` at its own size where it was enlarged by repeating its pixels, else as it is.
+
+    Pixel art, a digit drawn on a coarse grid and exported or zoomed (nearest neighbour), is
+    blocks of one value: shrunk to 20 px by area averaging they stay a staircase the network
+    never saw, where the picture at its own size, enlarged smoothly as small pictures are,
+    reads as MNIST's digits do. Such a picture is runs of identical rows and of identical
+    columns, each (the cut ones at the sides aside) about a whole number of blocks long,
+    ``REPEATED`` pixels or more, ``MIN_RUNS`` each way at least (a plus sign drawn square to
+    the frame has three): a drawn or photographed picture changes from one row or column to
+    the next somewhere along it.
+    """
+    runs = [_runs(gray), _runs(gray.T)]
+    inner = np.concatenate([r[1:-1] for r in runs])
+    if min(r.size for r in runs) < 2 + MIN_RUNS or inner.min() < REPEATED:
+        return gray
+    block = float(inner.min())
+    for _ in range(2):  # a scale of a fraction (16 px to 280: blocks of 17 and 18)
+        block = float(inner.sum()) / float(np.round(inner / block).sum())
+    if np.abs(inner / block - np.round(inner / block)).max() > BLOCK_SLACK:
+        return gray
+    height, width = gray.shape
+    size = (max(1, round(width / block)), max(1, round(height / block)))
+    image = Image.fromarray(gray, mode="F").resize(size, Image.Resampling.BOX)
+    return np.asarray(image, dtype=np.float32)
+
+
+def _runs(gray: np.ndarray) -> np.ndarray:
+    """The lengths of the runs of identical columns of ``gray``, left to right."""
+    changes = np.flatnonzero((gray[:, 1:] != gray[:, :-1]).any(axis=0)) + 1
+    return np.diff(np.concatenate([[0], changes, [gray.shape[1]]]))
 
 
 def colour_contrast(image: Image.Image) -> Image.Image | None:
