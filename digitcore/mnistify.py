@@ -55,6 +55,7 @@ NOISE_FLOOR = 0.01  # minimum threshold above the background, in [0, 1] luminanc
 REPEATED = 2  # a picture of runs of identical rows and columns this long at least,
 MIN_RUNS = 5  # this many of them each way within its sides, each this close to a whole
 BLOCK_SLACK = 0.2  # number of blocks, is pixel art enlarged: it is read at its own size
+MAX_CELLS = 64  # where that is this many cells each way at most (a grid one draws on)
 MIN_CONTRAST = 0.04  # ink weaker than this against the background is not ink, unless it is
 FAINT_CONTRAST = 0.02  # this strong and a stroke: standing this many times the paper's noise
 FAINT_SNR = 8.0  # above it, one shape (its largest piece holds this share of it at half its
@@ -164,8 +165,9 @@ def unrepeated(gray: np.ndarray) -> np.ndarray:
     reads as MNIST's digits do. Such a picture is runs of identical rows and of identical
     columns, each (the cut ones at the sides aside) about a whole number of blocks long,
     ``REPEATED`` pixels or more, ``MIN_RUNS`` each way at least (a plus sign drawn square to
-    the frame has three): a drawn or photographed picture changes from one row or column to
-    the next somewhere along it.
+    the frame has three), on a grid one draws on (``MAX_CELLS`` each way at most: a heavy
+    JPEG leaves a photo's blank paper in flat blocks of 8 px too): a drawn or photographed
+    picture changes from one row or column to the next somewhere along it.
     """
     runs = [_runs(gray), _runs(gray.T)]
     inner = np.concatenate([r[1:-1] for r in runs])
@@ -178,6 +180,8 @@ def unrepeated(gray: np.ndarray) -> np.ndarray:
         return gray
     height, width = gray.shape
     size = (max(1, round(width / block)), max(1, round(height / block)))
+    if max(size) > MAX_CELLS:
+        return gray  # a photo's blank paper saved as a heavy JPEG: flat 8 x 8 blocks
     image = Image.fromarray(gray, mode="F").resize(size, Image.Resampling.BOX)
     return np.asarray(image, dtype=np.float32)
 
