@@ -396,8 +396,11 @@ def _cut_light_on_black(small: np.ndarray, dark: np.ndarray) -> bool:
     dark class is ``CANVAS_SHARE`` one exact value at least, and the bright one, one piece
     reaching all four sides, parts it into pieces along the border (the corners). Cut so, a
     thick digit (a 0, an 8) is most of the picture and its border, and passed for dark ink
-    on light paper; dark strokes cut so leave the light canvas in pieces, not the dark."""
-    if _mode(small[dark])[1] < CANVAS_SHARE * np.count_nonzero(dark):
+    on light paper; dark strokes cut so leave the light canvas in pieces, not the dark. The
+    pieces hold the canvas' value: a lens darkening the corners of a photo of black marker
+    leaves dark pieces there too, greys, not the marker's black."""
+    value, count = _mode(small[dark])
+    if count < CANVAS_SHARE * np.count_nonzero(dark):
         return False
     _, pieces = ndimage.label(~dark, structure=np.ones((3, 3), dtype=bool))
     if pieces != 1 or not all(
@@ -405,7 +408,12 @@ def _cut_light_on_black(small: np.ndarray, dark: np.ndarray) -> bool:
     ):
         return False
     canvas, _ = ndimage.label(dark)
-    return np.unique(np.concatenate([canvas[0], canvas[-1], canvas[:, 0], canvas[:, -1]])).size > 2
+    along = np.unique(np.concatenate([canvas[0], canvas[-1], canvas[:, 0], canvas[:, -1]]))
+    along = along[along > 0]
+    if along.size < 2:
+        return False
+    flat = ndimage.maximum((small == value).astype(np.uint8), canvas, along)
+    return int(np.count_nonzero(flat)) >= 2  # a lens' dark corners are no canvas: not flat
 
 
 def _light_past_split_paper(small: np.ndarray, dark: np.ndarray) -> bool:

@@ -342,13 +342,17 @@ def vignetted(data: bytes, fmt: str, depth: float) -> bytes:
         ("small_on_page", "JPEG", 0.15),
         ("small_on_page", "JPEG", 0.3),
         ("canvas_white", "PNG", 0.35),
+        ("marker", "JPEG", 0.3),
     ],
 )
 def test_a_photo_darker_towards_its_corners_keeps_its_digit(model, mnist_test, name, fmt, depth):
     # before, with the light modelled as a plane under the closing, the darker corners came out
     # as ink: the photos 18, the small digits 9 of 20 (corners 30 % darker). With corners 60
     # and 70 % darker, the smoothing, not following the lens' bowl into the corners, left
-    # patches of ink there: the small digits 4, the white canvases 15 of 20
+    # patches of ink there: the small digits 4, the white canvases 15 of 20. Black marker with
+    # corners 60 % darker: the grey corners were taken for pieces of a dark canvas the strokes
+    # cut (the marker's black one exact value), the ink light: 13 of 20 kept their digit
+    # before, 20 now
     keeps_its_digit(model, mnist_test, name, lambda data, _: vignetted(data, fmt, depth))
 
 
