@@ -301,13 +301,18 @@ def _faint_stroke(ink: np.ndarray, floor: float, peak: float, noise: float) -> b
     largest = int(np.argmax(areas))
     if areas[largest] < ONE_SHAPE * half.sum():
         return False
-    rows, cols = box = ndimage.find_objects(labels)[largest]
-    height, width = half.shape
-    touches = rows.start == 0 or cols.start == 0 or rows.stop == height or cols.stop == width
+    box = ndimage.find_objects(labels)[largest]
+    touches = _reaches_border(box, half.shape)
     if _Component(largest + 1, 0.0, int(areas[largest]), box, touches).frame_like(labels):
         return False  # a line along the picture's edge: a gradient's black end, a page's edge
     slope = np.hypot(*np.gradient(ink))[half & ~ndimage.binary_erosion(half)]
     return level <= SHARP_EDGE * float(np.median(slope))
+
+
+def _reaches_border(box: tuple[slice, slice], shape: tuple[int, ...]) -> bool:
+    """Whether ``box`` reaches a side of a picture of ``shape``."""
+    rows, cols = box
+    return rows.start == 0 or cols.start == 0 or rows.stop == shape[0] or cols.stop == shape[1]
 
 
 def _above_the_grain(strong: np.ndarray) -> tuple[float, float] | None:
@@ -493,17 +498,13 @@ def select_digit(ink: np.ndarray, least_span: float | None = None) -> Selection:
     masses = np.bincount(flat, weights=values, minlength=count + 1)[1:]
     strong = np.bincount(flat[values >= 0.5], minlength=count + 1)[1:]
     areas = np.bincount(flat, minlength=count + 1)[1:]
-    height, width = ink.shape
     parts = [
         _Component(
             i + 1,
             float(masses[i]),
             int(areas[i]),
             boxes[i],
-            boxes[i][0].start == 0
-            or boxes[i][1].start == 0
-            or boxes[i][0].stop == height
-            or boxes[i][1].stop == width,
+            _reaches_border(boxes[i], ink.shape),
         )
         for i in range(count)
         if strong[i] > 0
