@@ -55,6 +55,7 @@ SHEET_RECTANGLE = 0.92  # filling this share of the smallest rectangle round it,
 SHEET_INK = (0.002, 0.25)  # with dark ink on a share of it within these bounds
 SHEET_DESK = 0.8  # on a desk darker than it: this share of the rest of the picture at least
 LIGHT_TAIL = 2.0  # the split ran through the paper: its light class reaches this far past it
+SOFT_EDGE = 8.0  # copy pixels: ink whose edge takes longer to reach its depth is a glare's halo
 LENS_DEPTH = 0.1  # a lens' bowl this deep (share of the paper's level) is smoothed round
 BOWL = np.array([False, False, False, True, True])  # the light's terms: x, y, 1, x^2, y^2
 
@@ -123,10 +124,10 @@ def fit_paper(gray: np.ndarray, unsmoothed: np.ndarray | None = None) -> Paper:
         dark_ink = True  # the dark class is a shadow's paper and the ink, the bright one lit paper
     plane, bowl = _light(small, dark_ink)
     level, depth, window = _closed_paper(
-        small, plane + bowl, dark_ink, small[~dark] if dark_ink else None
+        small, plane, bowl, dark_ink, small[~dark] if dark_ink else None
     )
     sigma = max(1.0, max(small.shape) / 40)
-    lens = bowl if float(-bowl.min()) > LENS_DEPTH * float(np.median(level)) else 0.0
+    lens = bowl if _deep(bowl, float(np.median(level))) else 0.0
     for _ in range(ROUNDS):
         residual = small - level
         weights = (residual > -depth if dark_ink else residual < depth).astype(np.float32)
@@ -459,27 +460,48 @@ def _broad(region: np.ndarray) -> bool:
 
 
 def _closed_paper(
-    small: np.ndarray, light: np.ndarray, dark_ink: bool, paper: np.ndarray | None = None
+    small: np.ndarray,
+    plane: np.ndarray,
+    bowl: np.ndarray,
+    dark_ink: bool,
+    paper: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float, int]:
     """A first paper level: the ink closed over (grey closing, on the picture less the smooth
-    ``light``), how deep the ink goes, and the closing's window.
+    light, ``plane`` and ``bowl``), how deep the ink goes, and the closing's window.
+
+    A glare (a bright spot on the page) passes for a lens' ``bowl``, a dome; the picture less
+    it holds a moat round the spot, which the closing fills, and a ring of paper became ink.
+    So where the bowl is deep (``LENS_DEPTH``) the level is the lower of the closings on the
+    picture less the whole light and less the ``plane`` only: each lifts the strokes and lies
+    on or above the picture, the lower one nearer the paper (the first at a lens' dark
+    corners, the second round a glare).
 
     The window starts at a quarter of the image, which follows light and shadows, and grows
-    while the ink has strokes too wide for it (thick marker filling the frame). Ink is what
-    the closing lifted, and, for dark ink, whatever is far darker than the bright ``paper``
+    while the ink has strokes too wide for it (thick marker filling the frame); under a deep
+    bowl, not where what the grown window lifts has a soft edge (more than ``SOFT_EDGE`` copy
+    pixels to its depth: a glare's halo; strokes take 2-4), and the first window stands
+    (without one, soft ink grows it as before: a shadow's side, a blotch). Ink is what the
+    closing lifted, and, for dark ink, whatever is far darker than the bright ``paper``
     pixels (under ``SURE_INK`` of their level) but a deep shadow (:func:`_without_shadows`):
     a stroke wider than the window is not lifted at all, so the lift alone would never see it.
     """
     close = ndimage.grey_closing if dark_ink else ndimage.grey_opening
+    deep = _deep(bowl, float(np.median(small)))
+    lights = (plane + bowl, plane) if deep else (plane + bowl,)
     window = max(3, round(max(small.shape) / 4))
     sure = None
     if paper is not None and paper.size:
         lit = float(np.median(paper))
         sure = _without_shadows(small, small < SURE_INK * lit, lit)
+    first = None
     for _ in range(3):
-        level = close(small - light, size=(window, window), mode="nearest") + light
+        closings = [
+            close(small - light, size=(window, window), mode="nearest") + light for light in lights
+        ]
+        level = np.minimum.reduce(closings) if dark_ink else np.maximum.reduce(closings)
         residual = small - level if dark_ink else level - small
         depth = max(0.5 * float(np.abs(np.percentile(residual, 2))), 0.01)
+        first = first or (level, depth, window)
         ink = residual < -depth
         if sure is not None:
             ink |= sure
@@ -490,7 +512,23 @@ def _closed_paper(
         if needed <= window:
             break
         window = needed
+    if deep and window > first[2] and ink.any() and _edge_width(residual, ink) > SOFT_EDGE:
+        return first  # the grown window lifted no stroke, only a glare's soft halo
     return level, depth, window
+
+
+def _deep(bowl: np.ndarray, paper: float) -> bool:
+    """Whether the light's ``bowl`` is deep: ``LENS_DEPTH`` of the ``paper``'s level or more
+    below its middle (a lens' corners, or a glare that passes for one)."""
+    return float(-bowl.min()) > LENS_DEPTH * paper
+
+
+def _edge_width(residual: np.ndarray, ink: np.ndarray) -> float:
+    """How many pixels the ``ink``'s edge takes to reach its depth (``residual``, negative
+    on ink): its deep level (90th percentile) over the median slope along its edge."""
+    edge = ink & ~ndimage.binary_erosion(ink)
+    slope = float(np.median(np.hypot(*np.gradient(residual))[edge]))
+    return float(np.percentile(-residual[ink], 90)) / max(slope, 1e-6)
 
 
 def _without_shadows(small: np.ndarray, sure: np.ndarray, lit: float) -> np.ndarray:
