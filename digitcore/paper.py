@@ -54,6 +54,8 @@ SHEET_AREA = 0.08  # a sheet on a desk: this share of the picture at least, and 
 SHEET_RECTANGLE = 0.92  # filling this share of the smallest rectangle round it,
 SHEET_INK = (0.002, 0.25)  # with dark ink on a share of it within these bounds
 SHEET_DESK = 0.8  # on a desk darker than it: this share of the rest of the picture at least
+BLOB_DEPTH = 0.28  # a bright blob (a reflection), not strokes: this deep for the root of its area
+BLOB_SIDE = 0.05  # and this share of the short side at least
 LIGHT_TAIL = 2.0  # the split ran through the paper: its light class reaches this far past it
 SOFT_EDGE = 8.0  # copy pixels: ink whose edge takes longer to reach its depth is a glare's halo
 LENS_DEPTH = 0.1  # a lens' bowl this deep (share of the paper's level) is smoothed round
@@ -84,8 +86,9 @@ def fit_paper(gray: np.ndarray, unsmoothed: np.ndarray | None = None) -> Paper:
        (:func:`_cut_light_on_black`). Where the split ran through the paper itself (both
        classes broad, the bright one reaching far past its middle: chalk on a board clouded
        where it was wiped), the ink is light (:func:`_light_past_split_paper`).
-       A bright class with a patch too broad for a stroke is a shadow's lit paper, the ink
-       dark, where the dark class holds ink far darker than most of it (:func:`_ink_within`)
+       A bright class with a patch too broad for a stroke (or a blob too deep for its size, a
+       reflection: :func:`_blob`) is a shadow's or a lamp's lit paper, the ink dark, where
+       the dark class holds ink far darker than most of it (:func:`_ink_within`)
        and is no canvas (``CANVAS_SHARE`` of it one exact value, in ``gray`` or in
        ``unsmoothed``, the picture before a smoothing against grain spread the strokes'
        edges): a light digit cropped close and enlarged has strokes that broad; nor a split
@@ -116,7 +119,7 @@ def fit_paper(gray: np.ndarray, unsmoothed: np.ndarray | None = None) -> Paper:
         return Paper(mode, 0.0, dark_ink, max(mode, 0.05) if dark_ink else 1.0)
     if (
         not dark_ink
-        and _broad(~dark)
+        and (_broad(~dark) or _blob(~dark))
         and not _a_canvas(small, unsmoothed, background)
         and _ink_within(small, dark)
         and not _light_past_split_paper(small, dark)
@@ -457,6 +460,19 @@ def _broad(region: np.ndarray) -> bool:
         return False
     depth = ndimage.distance_transform_edt(region)
     return float(depth.max()) >= BROAD_PAPER * min(region.shape)
+
+
+def _blob(region: np.ndarray) -> bool:
+    """Whether ``region``'s largest piece is a blob, not strokes: as deep as a good share of
+    its own size (``BLOB_DEPTH`` of the square root of its area) and not a speck (``BLOB_SIDE``
+    of the short side deep). A lamp's reflection or a window's on a close-cropped page is
+    such a patch, too small to be :func:`_broad`, where light strokes are long and thin."""
+    labels, count = ndimage.label(region)
+    if count == 0:
+        return False
+    piece = labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
+    depth = float(ndimage.distance_transform_edt(piece).max())
+    return depth >= BLOB_SIDE * min(region.shape) and depth >= BLOB_DEPTH * np.sqrt(piece.sum())
 
 
 def _closed_paper(
