@@ -58,7 +58,7 @@ BLOB_DEPTH = 0.28  # a bright blob (a reflection), not strokes: this deep for th
 BLOB_SIDE = 0.05  # and this share of the short side at least
 LIGHT_TAIL = 2.0  # the split ran through the paper: its light class reaches this far past it
 SOFT_EDGE = 8.0  # copy pixels: ink whose edge takes longer to reach its depth is a glare's halo
-LENS_DEPTH = 0.1  # a lens' bowl this deep (share of the paper's level) is smoothed round
+LENS_DEPTH = 0.1  # a bowl this deep (share of the paper's level) is a lens' or a glare's
 BOWL = np.array([False, False, False, True, True])  # the light's terms: x, y, 1, x^2, y^2
 
 
