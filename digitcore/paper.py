@@ -250,10 +250,9 @@ def desk_round_sheet(gray: np.ndarray) -> np.ndarray | None:
     """
     small = _shrunk(gray, ANALYSIS_SIZE)
     bright = small >= otsu_threshold(small)
-    labels, count = ndimage.label(bright)
-    if count == 0:
+    largest = _largest_piece(bright)
+    if largest is None:
         return None
-    largest = labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
     sheet = ndimage.binary_fill_holes(largest)
     share = sheet.mean()
     if not SHEET_AREA <= share <= 1 - SHEET_AREA:
@@ -467,12 +466,19 @@ def _blob(region: np.ndarray) -> bool:
     its own size (``BLOB_DEPTH`` of the square root of its area) and not a speck (``BLOB_SIDE``
     of the short side deep). A lamp's reflection or a window's on a close-cropped page is
     such a patch, too small to be :func:`_broad`, where light strokes are long and thin."""
-    labels, count = ndimage.label(region)
-    if count == 0:
+    piece = _largest_piece(region)
+    if piece is None:
         return False
-    piece = labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
     depth = float(ndimage.distance_transform_edt(piece).max())
     return depth >= BLOB_SIDE * min(region.shape) and depth >= BLOB_DEPTH * np.sqrt(piece.sum())
+
+
+def _largest_piece(region: np.ndarray) -> np.ndarray | None:
+    """The largest connected piece of ``region`` (a mask), or None where it is empty."""
+    labels, count = ndimage.label(region)
+    if count == 0:
+        return None
+    return labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
 
 
 def _closed_paper(
