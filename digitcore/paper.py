@@ -57,7 +57,8 @@ SHEET_DESK = 0.8  # on a desk darker than it: this share of the rest of the pict
 BLOB_DEPTH = 0.28  # a bright blob (a reflection), not strokes: this deep for the root of its area
 BLOB_SIDE = 0.05  # and this share of the short side at least
 LIGHT_TAIL = 2.0  # the split ran through the paper: its light class reaches this far past it
-SOFT_EDGE = 8.0  # copy pixels: ink whose edge takes longer to reach its depth is a glare's halo
+SOFT_EDGE = 8.0  # copy pixels: ink (or a bright class) whose edge takes longer to reach its
+# depth is a glare's halo (or a lamp's pool, a reflection), not a pen's stroke
 LENS_DEPTH = 0.1  # a bowl this deep (share of the paper's level) is a lens' or a glare's
 BOWL = np.array([False, False, False, True, True])  # the light's terms: x, y, 1, x^2, y^2
 
@@ -439,14 +440,30 @@ def _ink_within(small: np.ndarray, dark: np.ndarray) -> bool:
     of it (a thick digit cropped close), a spread that wide within the class, away from its
     edge with the bright one (where a light pen's blended edges lie). Dark paper under a light
     pen (chalk, a white pen on dark card) holds only its grain and the light's fall-off, well
-    within ``SHADOW_INK`` of the two classes' gap either way."""
+    within ``SHADOW_INK`` of the two classes' gap either way once the fall-off is taken off
+    (:func:`_unlit`): a board lit from one side spread as widely as a shadow with strokes in
+    it. Beside a soft-edged bright class (its edge longer than ``SOFT_EDGE`` to its depth:
+    a lamp's pool, a reflection; a pen's strokes are sharp) the spread is taken as it is:
+    that bright class is lit paper, and the light falling off from it is no pen's board."""
     values = small[dark]
     level = float(np.median(values))
     reach = SHADOW_INK * (float(np.median(small[~dark])) - level)
-    inner = small[ndimage.binary_erosion(dark, iterations=INNER_DEPTH)]
-    if inner.size == 0 or level - float(np.percentile(values, 1)) >= reach:
+    inner = ndimage.binary_erosion(dark, iterations=INNER_DEPTH)
+    if not inner.any() or level - float(np.percentile(values, 1)) >= reach:
         return True
-    return float(np.percentile(inner, 95) - np.percentile(inner, 1)) >= reach
+    lit_paper = _edge_width(level - small, ~dark) > SOFT_EDGE
+    spread = small[inner] if lit_paper else _unlit(small, inner)
+    return float(np.percentile(spread, 95) - np.percentile(spread, 1)) >= reach
+
+
+def _unlit(small: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """``small``'s pixels in ``region`` less the plane that fits them best: their spread
+    without the light's fall-off across the picture."""
+    rows, cols = np.nonzero(region)
+    design = np.stack([cols, rows, np.ones(rows.size)], axis=1).astype(np.float64)
+    values = small[region].astype(np.float64)
+    every = np.ones(values.size, dtype=bool)
+    return values - design @ _fitted(design, values, every, np.ones(3, dtype=bool))
 
 
 def _broad(region: np.ndarray) -> bool:
