@@ -141,7 +141,7 @@ def to_luminance(image: Image.Image) -> np.ndarray:
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         values = np.asarray(image, dtype=np.float32)
-        return values / (65535.0 if values.max() > 255 else 255.0)
+        return np.clip(values / _white(values, mode), 0.0, 1.0)
     if mode == "CMYK":
         image = image.convert("RGB")
     if _has_alpha(image):
@@ -154,6 +154,14 @@ def to_luminance(image: Image.Image) -> np.ndarray:
             backdrop = 1.0 if ink_is_dark else 0.0
             return alpha * gray + (1 - alpha) * backdrop
     return np.asarray(image if mode == "L" else image.convert("L"), dtype=np.float32) / 255
+
+
+def _white(values: np.ndarray, mode: str) -> float:
+    """The value of white in a wide-range image: 1 in a float image within [0, 1] (as numpy,
+    scikit-image or tifffile write one), 65535 where values pass 255 (16-bit), else 255."""
+    if mode == "F" and float(values.min()) >= 0.0 and float(values.max()) <= 1.0:
+        return 1.0
+    return 65535.0 if float(values.max()) > 255 else 255.0
 
 
 def unrepeated(gray: np.ndarray) -> np.ndarray:

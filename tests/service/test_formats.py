@@ -36,6 +36,8 @@ def in_mode(paper: Image.Image, mode: str) -> Image.Image:
         return paper.point(lambda v: 255 if v > 128 else 0).convert("1", dither=Image.Dither.NONE)
     if mode == "I;16":
         return Image.fromarray(np.asarray(paper, dtype=np.uint16) * 257)
+    if mode == "F":  # a float image in [0, 1], as numpy, scikit-image or tifffile write one
+        return Image.fromarray(np.asarray(paper, dtype=np.float32) / 255)
     if mode in ("LA", "RGBA"):  # a canvas export: black ink, transparent background
         ink = Image.eval(paper, lambda v: 255 - v)
         layered = Image.new(mode, paper.size)
@@ -64,6 +66,7 @@ CASES = [
     ("TIFF", "RGBA"),
     ("TIFF", "CMYK"),
     ("TIFF", "I;16"),
+    ("TIFF", "F"),
     ("WEBP", "RGB"),
     ("WEBP", "RGBA"),
     ("HEIF", "RGB"),
