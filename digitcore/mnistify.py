@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 from scipy import ndimage
 from skimage.morphology import skeletonize
 
@@ -92,6 +92,8 @@ INTRUDER_INK = 0.6  # or fainter than this share of its ink (medians), is none o
 INTRUDER_SPAN = 0.4  # (a digit, not a piece of one: at least this share of the other's span)
 SPECK_MASS = 0.08  # less ink than this share of the heaviest piece: a speck, unless it is near
 WIDE_ROW = 2.0  # ink this many times wider than tall is several digits, touching or not
+HALFTONE = 0.1  # a 1-bit picture whose neighbours differ this often is dots (a halftone),
+HALFTONE_BLUR = 1.5  # px: read as the greys they print, smoothed over this many pixels
 MID_GREY = 128.0  # the colour contrast's picture is centred on mid-grey,
 COLOUR_SCALE = 0.5  # grey levels per unit along the colours' axis (luminance weighs ~0.67)
 
@@ -131,9 +133,12 @@ def mnist_digit(image: Image.Image) -> MnistDigit:
 
 
 def to_luminance(image: Image.Image) -> np.ndarray:
-    """One float32 channel in [0, 1], at most ``WORKING_SIZE`` on its longest side."""
+    """One float32 channel in [0, 1], at most ``WORKING_SIZE`` on its longest side; a 1-bit
+    halftone smoothed into the greys it prints, before it is shrunk."""
     if image.mode == "RGB" and "transparency" not in image.info:
         image = image.convert("L")  # before shrinking: one channel to resize, not three
+    elif image.mode == "1" and _halftone(image):
+        image = image.convert("L").filter(ImageFilter.GaussianBlur(HALFTONE_BLUR))
     elif max(image.size) > WORKING_SIZE:
         image = image.copy()
     if max(image.size) > WORKING_SIZE:
@@ -154,6 +159,15 @@ def to_luminance(image: Image.Image) -> np.ndarray:
             backdrop = 1.0 if ink_is_dark else 0.0
             return alpha * gray + (1 - alpha) * backdrop
     return np.asarray(image if mode == "L" else image.convert("L"), dtype=np.float32) / 255
+
+
+def _halftone(image: Image.Image) -> bool:
+    """Whether a 1-bit ``image`` is a halftone (a photo dithered, a fax's photo mode): its
+    greys are dots, so that neighbours differ at ``HALFTONE`` of the pixels or more, where a
+    drawing or a thresholded scan changes only along its strokes' edges."""
+    bits = np.asarray(image, dtype=bool)
+    across = np.count_nonzero(bits[:, 1:] != bits[:, :-1]) + np.count_nonzero(bits[1:] != bits[:-1])
+    return across >= HALFTONE * 2 * bits.size
 
 
 def _white(values: np.ndarray, mode: str) -> float:
