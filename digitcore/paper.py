@@ -33,6 +33,7 @@ SHADOW_FLOOR = 0.3  # but not a broad patch from the edge lighter than this: a d
 ROUNDS = 2  # rounds of masked smoothing: the second settles the paper next to the ink
 BAR_TOLERANCE = 2.5 / 255  # a flat bar along a side: every pixel of its rows within this of
 BAR_DEPTH = 2  # its outermost row's median (a JPEG's flat blocks), this many rows deep at least
+BLACK_BAR = 12 / 255  # a black bar's rows: within this of black (a thin one rings in a JPEG)
 PICTURE_SIDE = 32  # what they frame is a picture: this many pixels each way (MNIST's are 28),
 BAR_INSIDE = 0.05  # under this share of it is bar-coloured
 BAR_SPREAD = 0.5  # unless this many per bar-coloured one lie just off it (a photo's grain)
@@ -160,7 +161,8 @@ def picture_inset(gray: np.ndarray) -> tuple[slice, slice] | None:
     sides (a phone's letterbox, a border an editor added, a photo on a white page), or None.
 
     A bar is a band of rows (or columns) from a side, each of one value throughout, so not
-    even a stroke crosses it. Bars are only taken off a picture (:func:`_a_picture`): a
+    even a stroke crosses it (a black one to ``BLACK_BAR``: a JPEG's blocks ring through a
+    thin black frame). Bars are only taken off a picture (:func:`_a_picture`): a
     drawing on a plain canvas shows the canvas between its strokes, or fills a shape with its
     pen, and stays as it is. The JPEG's ringing along the picture's edge goes with the bar,
     and a pixel more: resizing blends its edge into the picture's."""
@@ -168,11 +170,12 @@ def picture_inset(gray: np.ndarray) -> tuple[slice, slice] | None:
     depths, colours = [], []
     for side in (gray, gray[::-1], gray.T, gray.T[::-1]):  # top, bottom, left, right
         value = float(np.median(side[0]))
-        if np.abs(side[:BAR_DEPTH] - value).max() > BAR_TOLERANCE:
+        tolerance = BLACK_BAR if value <= BLACK_BAR / 2 else BAR_TOLERANCE
+        if np.abs(side[:BAR_DEPTH] - value).max() > tolerance:
             depths.append(0)  # no bar (most pictures): the rest is not looked at
             continue
         deviation = np.abs(side - value).max(axis=1)
-        depth = _leading(deviation <= BAR_TOLERANCE)
+        depth = _leading(deviation <= tolerance)
         depth += _leading(deviation[depth : depth + RING_ROWS] <= RING_TOLERANCE)
         depths.append(depth + 1)
         colours.append(value)
