@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 from scipy import ndimage
-from skimage.morphology import skeletonize
+from skimage.morphology import convex_hull_image, skeletonize
 
 from digitcore import WORKING_SIZE
 from digitcore.errors import NoDigitFoundError, SpecksOnlyError
@@ -69,6 +69,7 @@ SPECKS = 0.02  # ink spanning less than this share of the picture's longest side
 DRAWN_SPAN = 3  # px, on a drawing's flat canvas (no dust, no grain) less than this
 FRAME_LINE = 0.05  # a line across the picture thinner than this share of it is a frame or rule
 FRAME_BAND = 0.15  # ink along a side, closer to it on average than this share, is a page edge
+SHADE_SOLID = 0.8  # ink along a side alone, filling this share of its outline, is a shadow
 BOX_SIDE = 0.8  # a box round the digit: its ink runs along this share of each of its sides
 BOX_BAND = 0.12  # within this share of the box's smaller side from that side
 BOX_MASS = 0.15  # what a guide holds has at least this share of its ink
@@ -215,16 +216,18 @@ def _runs(gray: np.ndarray) -> np.ndarray:
 
 
 def colour_contrast(image: Image.Image) -> Image.Image | None:
-    """The picture along the axis its colours vary most (their first principal component),
-    as one grey channel at most ``WORKING_SIZE`` long; ``None`` for a picture without colour
-    or with transparency.
+    """The picture along the axis its hues vary most (the first principal component of its
+    colours, their brightness left out), as one grey channel at most ``WORKING_SIZE`` long;
+    ``None`` for a picture without colour or with transparency.
 
     Luminance weighs red, green and blue as the eye does, so a pen and a paper of two hues
     equally bright (a red brush on a green canvas) come out one grey, and the picture blank.
-    Along the axis of the colours' own spread they are apart; on a grey-looking picture that
-    axis is the luminance again. The sign is of no matter (:func:`ink_map` decides polarity),
-    the scale is: the colours are not stretched, so the faint tints of plain paper under mixed
-    light stay within its noise, and a blank picture blank.
+    Along the axis of the colours' own spread they are apart. Light and shadow scale the
+    colours along the picture's mean colour, so that direction is left out: along the whole
+    spread, a shadow or a lamp's fall-off on a blank sheet came back as the luminance at half
+    its contrast and passed for a stroke. The sign is of no matter (:func:`ink_map` decides
+    polarity), the scale is: the colours are not stretched, so the faint tints of plain paper
+    under mixed light stay within its noise, and a blank picture blank.
     """
     if image.mode not in ("RGB", "P", "CMYK", "YCbCr") or _has_alpha(image):
         return None
@@ -232,8 +235,11 @@ def colour_contrast(image: Image.Image) -> Image.Image | None:
     if max(image.size) > WORKING_SIZE:
         image.thumbnail((WORKING_SIZE, WORKING_SIZE), Image.Resampling.BOX, reducing_gap=None)
     rgb = np.asarray(image, dtype=np.float32).reshape(-1, 3)
-    centred = rgb - rgb.mean(axis=0)
-    axis = np.linalg.eigh(centred.T @ centred)[1][:, -1]
+    mean = rgb.mean(axis=0)
+    centred = rgb - mean
+    shade = mean / max(float(np.linalg.norm(mean)), 1e-6)
+    hue = centred - np.outer(centred @ shade, shade)
+    axis = np.linalg.eigh(hue.T @ hue)[1][:, -1]
     grey = np.clip(MID_GREY + COLOUR_SCALE * (centred @ axis), 0, 255)
     return Image.fromarray(grey.reshape(image.height, image.width).astype(np.uint8))
 
@@ -414,6 +420,15 @@ class _Component:
                 return True
         return False
 
+    def shade(self, labels: np.ndarray) -> bool:
+        """A patch of shade along a side of the picture: a shadow cast from outside it, or a
+        page's dark edge. It runs along the side and fills its outline (``SHADE_SOLID`` of
+        its convex hull at least); a digit that a shadow's band runs into is far from convex."""
+        if not self.along_side(labels):
+            return False
+        mask = labels[self.box] == self.label
+        return self.area >= SHADE_SOLID * np.count_nonzero(convex_hull_image(mask))
+
     @property
     def span(self) -> int:
         rows, cols = self.box
@@ -535,6 +550,8 @@ def select_digit(ink: np.ndarray, least_span: float | None = None) -> Selection:
     digit_like = without_intruders(digit_like, labels, ink)
     if digit_like:
         parts = digit_like
+    elif parts and all(c.shade(labels) for c in parts):
+        raise NoDigitFoundError("no digit found: only a shadow along the side of the picture")
     if not parts:
         raise NoDigitFoundError("no digit found: the image holds no clear strokes")
     parts = with_stroke_pieces(parts, labels)
