@@ -93,6 +93,8 @@ INTRUDER_INK = 0.6  # or fainter than this share of its ink (medians), is none o
 INTRUDER_SPAN = 0.4  # (a digit, not a piece of one: at least this share of the other's span)
 SPECK_MASS = 0.08  # less ink than this share of the heaviest piece: a speck, unless it is near
 WIDE_ROW = 2.0  # ink this many times wider than tall is several digits, touching or not
+GRAIN_BLUR = 1.5  # px: where nothing stands out from a dim paper's grain (its level under
+DIM_PAPER = 0.35  # this), the picture is smoothed this much more
 HALFTONE = 0.1  # a 1-bit picture whose neighbours differ this often is dots (a halftone),
 HALFTONE_BLUR = 1.5  # px: read as the greys they print, smoothed over this many pixels
 MID_GREY = 128.0  # the colour contrast's picture is centred on mid-grey,
@@ -269,15 +271,19 @@ def picture_ink(gray: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
     return ink_map(gray[box], desk[box]), (box[0].start, box[1].start)
 
 
-def ink_map(gray: np.ndarray, canvas: np.ndarray | None = None) -> np.ndarray:
+def ink_map(gray: np.ndarray, canvas: np.ndarray | None = None, grain: float = 0.0) -> np.ndarray:
     """Ink intensity in [0, 1] on a zero background, whatever the polarity and lighting.
 
     Nothing here trusts the image's border: the paper is found as the larger, more
     border-hugging of the two brightness classes, then modelled from its own pixels. A
     picture turned on a flat canvas (:func:`~digitcore.paper.turned_canvas`), or the
     ``canvas`` given (a mask), has the canvas painted over with the picture's nearest pixels,
-    smoothed.
+    smoothed. Where nothing stands out from the grain of a dim paper (under ``DIM_PAPER``),
+    the picture is looked at again smoothed by ``GRAIN_BLUR`` px more (``grain``): in a dim
+    photo a pencil's strokes stand a few levels above the paper, under the sensor's grain
+    pixel by pixel, but clear over a stroke's width.
     """
+    source = gray
     if canvas is None:
         canvas = turned_canvas(gray)
     if canvas is not None and canvas.any():  # the canvas takes the colour of the picture's
@@ -289,8 +295,9 @@ def ink_map(gray: np.ndarray, canvas: np.ndarray | None = None) -> np.ndarray:
         painted = ndimage.gaussian_filter(gray[tuple(nearest)], PAINT_SIGMA)
         gray = np.where(canvas, painted, gray)
     unsmoothed = None
-    if min(gray.shape) >= 96:
-        unsmoothed, gray = gray, ndimage.gaussian_filter(gray, sigma=min(gray.shape) / 400 + 0.5)
+    if min(gray.shape) >= 96 or grain:
+        sigma = (min(gray.shape) / 400 + 0.5 if min(gray.shape) >= 96 else 0.0) + grain
+        unsmoothed, gray = gray, ndimage.gaussian_filter(gray, sigma=sigma)
     paper = fit_paper(gray, unsmoothed)
     ink = (paper.level - gray) / paper.scale if paper.dark_ink else gray - paper.level
     floor = max(4.0 * paper.noise, NOISE_FLOOR)
@@ -305,6 +312,8 @@ def ink_map(gray: np.ndarray, canvas: np.ndarray | None = None) -> np.ndarray:
     above = _above_the_grain(strong)
     grain_level = peak - floor < max(MIN_CONTRAST, 2.0 * paper.noise)  # the grain's, not ink's
     if grain_level and above is None and not _faint_stroke(ink, floor, peak, paper.noise):
+        if not grain and paper.dark_ink and float(np.median(paper.level)) < DIM_PAPER:
+            return ink_map(source, canvas, GRAIN_BLUR)
         raise NoDigitFoundError("no digit found: nothing stands out from the background")
     if above is not None and (grain_level or peak <= above[0]):  # within the grain: blotches
         floor, peak = above
