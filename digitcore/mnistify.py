@@ -432,8 +432,14 @@ class _Component:
     def shade(self, labels: np.ndarray) -> bool:
         """A patch of shade along a side of the picture: a shadow cast from outside it, or a
         page's dark edge. It runs along the side and fills its outline (``SHADE_SOLID`` of
-        its convex hull at least); a digit that a shadow's band runs into is far from convex."""
-        if not self.along_side(labels):
+        its convex hull at least); a digit that a shadow's band runs into is far from convex.
+        Cast from outside one side, it leaves the opposite one: what reaches all four sides
+        is what a crop close to the ink left (a 1 cut to its stroke fills its outline too)."""
+        rows, cols = self.box
+        height, width = labels.shape
+        if not self.along_side(labels) or (
+            rows.start == 0 and cols.start == 0 and rows.stop == height and cols.stop == width
+        ):
             return False
         mask = labels[self.box] == self.label
         return self.area >= SHADE_SOLID * np.count_nonzero(convex_hull_image(mask))

@@ -95,7 +95,9 @@ def fit_paper(gray: np.ndarray, unsmoothed: np.ndarray | None = None) -> Paper:
        ``unsmoothed``, the picture before a smoothing against grain spread the strokes'
        edges): a light digit cropped close and enlarged has strokes that broad; nor a split
        through the paper.
-    2. A background of one exact value (canvases, MNIST) is that value, with no noise.
+    2. A background of one exact value (canvases, MNIST) is that value, with no noise; so is
+       a drawing's canvas under strokes cut close to them, its value farthest from the ink's
+       a good share of it, the rest their halo (:func:`_cut_canvas`).
     3. Otherwise a grey closing gives a first level (:func:`_closed_paper`); ``ROUNDS`` rounds of
        smoothing through the pixels within the paper's noise of it (:func:`_masked_smooth`)
        give the surface, which follows light and shadows, and the noise: the paper pixels'
@@ -119,6 +121,9 @@ def fit_paper(gray: np.ndarray, unsmoothed: np.ndarray | None = None) -> Paper:
     mode, count = _mode(values)
     if count >= FLAT_SHARE * values.size:
         return Paper(mode, 0.0, dark_ink, max(mode, 0.05) if dark_ink else 1.0)
+    canvas = _cut_canvas(gray if unsmoothed is None else unsmoothed, threshold, dark_ink)
+    if canvas is not None:
+        return Paper(canvas, 0.0, dark_ink, max(canvas, 0.05) if dark_ink else 1.0)
     if (
         not dark_ink
         and (_broad(~dark) or _blob(~dark))
@@ -307,6 +312,22 @@ def _a_canvas(small: np.ndarray, unsmoothed: np.ndarray | None, background: np.n
     copies = [small] if unsmoothed is None else [small, _shrunk(unsmoothed, ANALYSIS_SIZE)]
     least = CANVAS_SHARE * np.count_nonzero(background)
     return any(_mode(copy[background])[1] >= least for copy in copies)
+
+
+def _cut_canvas(picture: np.ndarray, threshold: float, dark_ink: bool) -> float | None:
+    """The colour of a drawing's canvas under strokes cut close to them (reaching two opposite
+    sides of ``picture``, at full size): the value farthest from the ink's of the canvas'
+    class (under ``threshold`` for light ink, else over it), and ``CANVAS_SHARE`` of it at
+    least; the rest is the strokes' halo, nearer the ink. Where a stroke crosses the whole
+    picture (a 1 cut to its ink), no canvas lies beside it for the paper's level to be
+    smoothed through, and the level followed the stroke."""
+    ink = picture < threshold if dark_ink else picture >= threshold
+    if not (ink[0].any() and ink[-1].any()) and not (ink[:, 0].any() and ink[:, -1].any()):
+        return None
+    values = picture[~ink]
+    mode, count = _mode(values)
+    farthest = float(values.max()) if dark_ink else float(values.min())
+    return mode if count >= CANVAS_SHARE * values.size and mode == farthest else None
 
 
 def _a_page(gray: np.ndarray, region: np.ndarray, colours: list[float]) -> bool:
