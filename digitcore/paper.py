@@ -421,14 +421,15 @@ def _leading(flags: np.ndarray) -> int:
 
 def _cut_light_on_black(small: np.ndarray, dark: np.ndarray) -> bool:
     """Whether ``small`` is light strokes on a drawing's dark canvas, cut to the strokes: the
-    dark class is ``CANVAS_SHARE`` one exact value at least, and the bright one, one piece
-    reaching all four sides, parts it into pieces along the border (the corners). Cut so, a
-    thick digit (a 0, an 8) is most of the picture and its border, and passed for dark ink
-    on light paper; dark strokes cut so leave the light canvas in pieces, not the dark. The
-    pieces hold the canvas' value: a lens darkening the corners of a photo of black marker
-    leaves dark pieces there too, greys, not the marker's black."""
+    dark class is ``CANVAS_SHARE`` one exact value at least, its darkest (the strokes' halo
+    is lighter; pixel art in a few greys repeats one within dark strokes), and the bright
+    one, one piece reaching all four sides, parts it into pieces along the border (the
+    corners). Cut so, a thick digit (a 0, an 8) is most of the picture and its border, and
+    passed for dark ink on light paper; dark strokes cut so leave the light canvas in pieces,
+    not the dark. The pieces hold the canvas' value: a lens darkening the corners of a photo
+    of black marker leaves dark pieces there too, greys, not the marker's black."""
     value, count = _mode(small[dark])
-    if count < CANVAS_SHARE * np.count_nonzero(dark):
+    if count < CANVAS_SHARE * np.count_nonzero(dark) or value > float(small[dark].min()):
         return False
     _, pieces = ndimage.label(~dark, structure=np.ones((3, 3), dtype=bool))
     if pieces != 1 or not all(
